@@ -1,0 +1,240 @@
+//! Query-string and path parsing with the contract's 400s: every malformed id, number or date
+//! is refused with a message naming the parameter, never a 500 or a silent default.
+
+use std::collections::HashMap;
+
+use axum::extract::{FromRequestParts, Path, Query};
+use axum::http::request::Parts;
+use chrono::{DateTime, Days, NaiveDate, TimeZone, Utc};
+use chrono_tz::Tz;
+use uuid::Uuid;
+
+use super::error::ApiError;
+use crate::db::reports::{Page, Period, ReportSort};
+
+pub const DEFAULT_LIMIT: i64 = 50;
+pub const MAX_LIMIT: i64 = 1000;
+
+/// The query string as name → value (the first value wins when a name repeats).
+pub struct Params(HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Params {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Query(pairs) = Query::<Vec<(String, String)>>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| {
+                ApiError::bad_request("invalid_query", format!("malformed query string: {e}"))
+            })?;
+        let mut map = HashMap::new();
+        for (k, v) in pairs {
+            map.entry(k).or_insert(v);
+        }
+        Ok(Params(map))
+    }
+}
+
+impl Params {
+    #[cfg(test)]
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Params {
+        Params(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(|s| s.trim())
+    }
+
+    pub fn page(&self) -> Result<Page, ApiError> {
+        let limit = self.integer("limit")?.unwrap_or(DEFAULT_LIMIT);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(ApiError::bad_request(
+                "invalid_limit",
+                format!("limit must be between 1 and {MAX_LIMIT}"),
+            ));
+        }
+        let offset = self.integer("offset")?.unwrap_or(0);
+        Ok(Page { limit, offset })
+    }
+
+    /// A non-negative integer parameter.
+    pub fn integer(&self, name: &'static str) -> Result<Option<i64>, ApiError> {
+        let Some(raw) = self.get(name) else {
+            return Ok(None);
+        };
+        match raw.parse::<i64>() {
+            Ok(n) if n >= 0 => Ok(Some(n)),
+            _ => Err(ApiError::bad_request(
+                invalid_code(name),
+                format!("{name} must be a non-negative integer, got {raw:?}"),
+            )),
+        }
+    }
+
+    pub fn uuid(&self, name: &'static str) -> Result<Option<Uuid>, ApiError> {
+        self.get(name).map(|raw| parse_uuid(name, raw)).transpose()
+    }
+
+    pub fn date(&self, name: &'static str) -> Result<Option<NaiveDate>, ApiError> {
+        self.get(name)
+            .map(|raw| {
+                NaiveDate::parse_from_str(raw, "%Y-%m-%d").map_err(|_| {
+                    ApiError::bad_request(
+                        "invalid_date",
+                        format!("{name} must be a date YYYY-MM-DD, got {raw:?}"),
+                    )
+                })
+            })
+            .transpose()
+    }
+
+    /// `from` and `to`, checked for order.
+    pub fn dates(&self) -> Result<(Option<NaiveDate>, Option<NaiveDate>), ApiError> {
+        let from = self.date("from")?;
+        let to = self.date("to")?;
+        if let (Some(f), Some(t)) = (from, to)
+            && f > t
+        {
+            return Err(ApiError::bad_request(
+                "invalid_period",
+                format!("from ({f}) is after to ({t})"),
+            ));
+        }
+        Ok((from, to))
+    }
+
+    /// The `from`/`to` calendar days as a UTC time range in the workshop's zone: `from` alone
+    /// runs to the end of today, `to` alone from the beginning. `None` when neither is given.
+    pub fn period(&self, tz: Tz) -> Result<Option<Period>, ApiError> {
+        let (from, to) = self.dates()?;
+        if from.is_none() && to.is_none() {
+            return Ok(None);
+        }
+        let today = Utc::now().with_timezone(&tz).date_naive();
+        let end_day = to.unwrap_or(today).max(from.unwrap_or(today));
+        Ok(Some(Period {
+            start: from.map(|d| start_of_day(tz, d)),
+            end: Some(start_of_day(
+                tz,
+                end_day.checked_add_days(Days::new(1)).unwrap_or(end_day),
+            )),
+        }))
+    }
+
+    pub fn status(&self) -> Result<Option<String>, ApiError> {
+        match self.get("status") {
+            None => Ok(None),
+            Some(s @ ("sent" | "failed")) => Ok(Some(s.to_string())),
+            Some(other) => Err(ApiError::bad_request(
+                "invalid_status",
+                format!("status must be sent or failed, got {other:?}"),
+            )),
+        }
+    }
+
+    pub fn sort(&self) -> Result<ReportSort, ApiError> {
+        match self.get("sort") {
+            None | Some("recent") => Ok(ReportSort::Recent),
+            Some("frequency") => Ok(ReportSort::Frequency),
+            Some(other) => Err(ApiError::bad_request(
+                "invalid_sort",
+                format!("sort must be recent or frequency, got {other:?}"),
+            )),
+        }
+    }
+}
+
+fn invalid_code(name: &str) -> &'static str {
+    match name {
+        "limit" => "invalid_limit",
+        "offset" => "invalid_offset",
+        "days" => "invalid_days",
+        _ => "invalid_parameter",
+    }
+}
+
+pub fn parse_uuid(name: &str, raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw.trim()).map_err(|_| {
+        ApiError::bad_request("invalid_id", format!("{name} must be a UUID, got {raw:?}"))
+    })
+}
+
+/// Midnight of `day` in `tz`, in UTC (the earliest instant of that day where DST makes it
+/// ambiguous or skips midnight).
+pub fn start_of_day(tz: Tz, day: NaiveDate) -> DateTime<Utc> {
+    let midnight = day.and_hms_opt(0, 0, 0).expect("midnight exists");
+    tz.from_local_datetime(&midnight)
+        .earliest()
+        .or_else(|| {
+            tz.from_local_datetime(&(midnight + chrono::Duration::hours(1)))
+                .earliest()
+        })
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_else(|| Utc.from_utc_datetime(&midnight))
+}
+
+/// Path parameters as UUIDs, in order; a malformed one is a 400 naming it.
+pub struct Ids(pub Vec<Uuid>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Ids {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(params) = Path::<Vec<(String, String)>>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::bad_request("invalid_id", format!("malformed path: {e}")))?;
+        params
+            .iter()
+            .map(|(name, raw)| parse_uuid(name, raw))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Ids)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_are_bounded() {
+        assert_eq!(Params::from_pairs(&[]).page().unwrap().limit, 50);
+        assert!(Params::from_pairs(&[("limit", "1001")]).page().is_err());
+        assert!(Params::from_pairs(&[("limit", "-1")]).page().is_err());
+        assert!(Params::from_pairs(&[("limit", "ten")]).page().is_err());
+        assert!(Params::from_pairs(&[("offset", "-5")]).page().is_err());
+        assert_eq!(
+            Params::from_pairs(&[("limit", "1000"), ("offset", "7")])
+                .page()
+                .unwrap()
+                .offset,
+            7
+        );
+    }
+
+    #[test]
+    fn periods_are_calendar_days_in_the_workshop_zone() {
+        let tz: Tz = "Asia/Jakarta".parse().unwrap();
+        let p = Params::from_pairs(&[("from", "2026-11-01"), ("to", "2026-11-30")])
+            .period(tz)
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.start.unwrap().to_rfc3339(), "2026-10-31T17:00:00+00:00");
+        assert_eq!(p.end.unwrap().to_rfc3339(), "2026-11-30T17:00:00+00:00");
+        assert!(
+            Params::from_pairs(&[("from", "2026-12-01"), ("to", "2026-11-30")])
+                .period(tz)
+                .is_err()
+        );
+        assert!(
+            Params::from_pairs(&[("from", "yesterday")])
+                .period(tz)
+                .is_err()
+        );
+        assert!(Params::from_pairs(&[]).period(tz).unwrap().is_none());
+    }
+}

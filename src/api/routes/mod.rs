@@ -1,0 +1,15 @@
+//! One module per route (contract §5).
+
+pub mod customer;
+pub mod daily;
+pub mod dashboard;
+pub mod detail;
+pub mod export;
+pub mod health;
+pub mod list;
+pub mod messages;
+pub mod metrics;
+pub mod openapi;
+pub mod over_reminded;
+pub mod report;
+pub mod statistics;

@@ -1,0 +1,11 @@
+//! `GET /openapi.json`: the OpenAPI 3 description, generated from the same annotations that
+//! register the routes, so the two cannot drift apart.
+
+use axum::Json;
+use axum::extract::State;
+
+use super::super::ApiState;
+
+pub async fn openapi(State(state): State<ApiState>) -> Json<utoipa::openapi::OpenApi> {
+    Json((*state.openapi).clone())
+}

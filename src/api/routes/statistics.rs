@@ -1,0 +1,38 @@
+//! `GET /whatsapp-report/statistics`: totals from the maintained aggregates (no table scan).
+
+use axum::Json;
+use axum::extract::State;
+
+use super::super::ApiState;
+use super::super::error::{ApiError, ErrorBody};
+use super::super::params::Params;
+use crate::db::reports::{self, Statistics};
+
+#[utoipa::path(
+    get,
+    path = "/whatsapp-report/statistics",
+    tag = "statistics",
+    summary = "Aggregate statistics",
+    description = "Totals over every report. With `from` and/or `to` (calendar days in the workshop's time zone, both inclusive), `total_messages`, `total_failed` and `last_message_date` count only messages in that period, from the message history (so a frequency reset does not hide them); the other fields stay totals over the current reports.",
+    params(
+        ("from" = Option<chrono::NaiveDate>, Query, description = "First day, YYYY-MM-DD"),
+        ("to" = Option<chrono::NaiveDate>, Query, description = "Last day, YYYY-MM-DD"),
+    ),
+    responses(
+        (status = 200, description = "Statistics", body = Statistics),
+        (status = 400, description = "Malformed date, or from after to", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    ),
+    security((), ("bearer" = [])),
+)]
+pub async fn statistics(
+    State(state): State<ApiState>,
+    params: Params,
+) -> Result<Json<Statistics>, ApiError> {
+    let period = params.period(state.tz)?;
+    let days = params.dates()?;
+    Ok(Json(
+        reports::statistics(&state.ctx.pool, period, days).await?,
+    ))
+}

@@ -1,0 +1,246 @@
+//! The sender's record of each reminder, the heart of "never sent twice".
+//!
+//! Before calling the provider the sender *claims* the reminder: a row in `sending` state with
+//! a lease (the provider time-out plus a margin) and the attempt number. After the call it
+//! records the outcome. A delivery of the same reminder id that finds
+//! - `sent` / `failed`: re-publishes that outcome and sends nothing;
+//! - `sending` with a live lease: another worker is calling the provider; it waits;
+//! - `sending` with an expired lease: the previous holder died during the call, so the outcome
+//!   is unknown; it claims the next attempt (the one documented window for a second send);
+//! - `retrying`: claims the next attempt.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::domain::events::{MESSAGE_FAILED, MESSAGE_SENT, outcome_id};
+use crate::domain::{MaintenanceDue, MessageFailed, MessageSent, OutgoingEvent};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DispatchRecord {
+    pub reminder_id: String,
+    pub id_customer: Uuid,
+    pub id_vehicle: Uuid,
+    pub phone: String,
+    pub customer_name: Option<String>,
+    pub plate_number: Option<String>,
+    pub status: String,
+    pub attempts: i32,
+    pub lease_until: Option<DateTime<Utc>>,
+    pub provider: String,
+    pub provider_message_id: Option<String>,
+    pub error_code: Option<String>,
+    pub error: Option<String>,
+    pub outcome_at: Option<DateTime<Utc>>,
+}
+
+pub enum Claim {
+    /// This worker owns attempt number `attempt` and may call the provider.
+    Send { attempt: i32 },
+    /// The reminder already has its final outcome.
+    Done(Box<DispatchRecord>),
+    /// Another worker holds the lease until the given time.
+    Busy { until: DateTime<Utc> },
+    /// Every attempt was used and the last one's outcome is unknown (its sender died mid-call).
+    Exhausted(Box<DispatchRecord>),
+}
+
+const COLUMNS: &str = "reminder_id, id_customer, id_vehicle, phone, customer_name, plate_number, \
+     status, attempts, lease_until, provider, provider_message_id, error_code, error, outcome_at";
+
+pub async fn claim(
+    pool: &PgPool,
+    reminder_id: &str,
+    due: &MaintenanceDue,
+    provider: &str,
+    lease: Duration,
+    max_attempts: u32,
+) -> Result<Claim, sqlx::Error> {
+    let claimed: Option<i32> = sqlx::query_scalar(
+        r#"
+        INSERT INTO reminder_dispatch AS d (reminder_id, id_customer, id_vehicle, phone,
+            customer_name, plate_number, status, attempts, lease_until, provider)
+        VALUES ($1, $2, $3, $4, $5, $6, 'sending', 1, now() + $7 * interval '1 millisecond', $8)
+        ON CONFLICT (reminder_id) DO UPDATE SET
+            status = 'sending',
+            attempts = d.attempts + 1,
+            lease_until = excluded.lease_until,
+            provider = excluded.provider,
+            updated_at = now()
+        WHERE d.attempts < $9
+          AND (d.status = 'retrying' OR (d.status = 'sending' AND d.lease_until < now()))
+        RETURNING attempts
+        "#,
+    )
+    .bind(reminder_id)
+    .bind(due.customer_id)
+    .bind(due.vehicle_id)
+    .bind(due.phone.as_str())
+    .bind(&due.customer_name)
+    .bind(&due.plate_number)
+    .bind(lease.as_millis() as i64)
+    .bind(provider)
+    .bind(max_attempts as i32)
+    .fetch_optional(pool)
+    .await?;
+    if let Some(attempt) = claimed {
+        return Ok(Claim::Send { attempt });
+    }
+    let record = get(pool, reminder_id)
+        .await?
+        .ok_or_else(|| sqlx::Error::RowNotFound)?;
+    Ok(match record.status.as_str() {
+        "sent" | "failed" => Claim::Done(Box::new(record)),
+        "sending" if record.lease_until.is_some_and(|t| t > Utc::now()) => Claim::Busy {
+            until: record.lease_until.unwrap_or_else(Utc::now),
+        },
+        // An expired lease or a retry that was refused: only the attempt limit refuses those.
+        _ => Claim::Exhausted(Box::new(record)),
+    })
+}
+
+pub async fn get(pool: &PgPool, reminder_id: &str) -> Result<Option<DispatchRecord>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM reminder_dispatch WHERE reminder_id = $1"
+    )))
+    .bind(reminder_id)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Records a successful send. The first final outcome wins: if the row is already final (a
+/// concurrent holder recorded first), that record is returned unchanged.
+pub async fn record_sent(
+    pool: &PgPool,
+    reminder_id: &str,
+    provider_message_id: &str,
+    sent_at: DateTime<Utc>,
+) -> Result<DispatchRecord, sqlx::Error> {
+    let updated: Option<DispatchRecord> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE reminder_dispatch SET status = 'sent', provider_message_id = $2, outcome_at = $3,
+             error_code = NULL, error = NULL, lease_until = NULL, updated_at = now()
+         WHERE reminder_id = $1 AND status IN ('sending', 'retrying')
+         RETURNING {COLUMNS}"
+    )))
+    .bind(reminder_id)
+    .bind(provider_message_id)
+    .bind(sent_at)
+    .fetch_optional(pool)
+    .await?;
+    final_record(pool, reminder_id, updated).await
+}
+
+/// Records a permanent failure (or the last transient one).
+pub async fn record_failed(
+    pool: &PgPool,
+    reminder_id: &str,
+    error_code: &str,
+    error: &str,
+    failed_at: DateTime<Utc>,
+) -> Result<DispatchRecord, sqlx::Error> {
+    let updated: Option<DispatchRecord> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE reminder_dispatch SET status = 'failed', error_code = $2, error = $3,
+             outcome_at = $4, lease_until = NULL, updated_at = now()
+         WHERE reminder_id = $1 AND status IN ('sending', 'retrying')
+         RETURNING {COLUMNS}"
+    )))
+    .bind(reminder_id)
+    .bind(error_code)
+    .bind(error)
+    .bind(failed_at)
+    .fetch_optional(pool)
+    .await?;
+    final_record(pool, reminder_id, updated).await
+}
+
+async fn final_record(
+    pool: &PgPool,
+    reminder_id: &str,
+    updated: Option<DispatchRecord>,
+) -> Result<DispatchRecord, sqlx::Error> {
+    match updated {
+        Some(r) => Ok(r),
+        None => get(pool, reminder_id)
+            .await?
+            .ok_or(sqlx::Error::RowNotFound),
+    }
+}
+
+/// Records a transient failure: the reminder will be retried. False when the row was already
+/// final (nothing to retry).
+pub async fn record_retry(
+    pool: &PgPool,
+    reminder_id: &str,
+    error_code: &str,
+    error: &str,
+) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE reminder_dispatch SET status = 'retrying', error_code = $2, error = $3,
+             lease_until = NULL, updated_at = now()
+         WHERE reminder_id = $1 AND status = 'sending'",
+    )
+    .bind(reminder_id)
+    .bind(error_code)
+    .bind(error)
+    .execute(pool)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+impl DispatchRecord {
+    /// The outcome event of a final record, with the id derived from the reminder id so every
+    /// re-publication is the same event.
+    pub fn outcome_event(&self, source: &str) -> Option<(&'static str, String, Vec<u8>)> {
+        let at = self.outcome_at.unwrap_or_else(Utc::now);
+        match self.status.as_str() {
+            "sent" => {
+                let id = outcome_id(MESSAGE_SENT, &self.reminder_id);
+                let event = OutgoingEvent::new(
+                    id.clone(),
+                    source,
+                    MESSAGE_SENT,
+                    at,
+                    MessageSent {
+                        reminder_id: self.reminder_id.clone(),
+                        customer_id: self.id_customer,
+                        vehicle_id: self.id_vehicle,
+                        phone: self.phone.clone(),
+                        provider: self.provider.clone(),
+                        provider_message_id: self.provider_message_id.clone().unwrap_or_default(),
+                        sent_at: at,
+                        attempts: self.attempts.max(1) as u32,
+                        customer_name: self.customer_name.clone(),
+                        plate_number: self.plate_number.clone(),
+                    },
+                );
+                Some((MESSAGE_SENT, id, event.to_bytes()))
+            }
+            "failed" => {
+                let id = outcome_id(MESSAGE_FAILED, &self.reminder_id);
+                let event = OutgoingEvent::new(
+                    id.clone(),
+                    source,
+                    MESSAGE_FAILED,
+                    at,
+                    MessageFailed {
+                        reminder_id: self.reminder_id.clone(),
+                        customer_id: self.id_customer,
+                        vehicle_id: self.id_vehicle,
+                        provider: self.provider.clone(),
+                        error_code: self.error_code.clone().unwrap_or_else(|| "unknown".into()),
+                        error: self.error.clone().unwrap_or_default(),
+                        attempts: self.attempts.max(1) as u32,
+                        failed_at: at,
+                        phone: Some(self.phone.clone()),
+                        customer_name: self.customer_name.clone(),
+                        plate_number: self.plate_number.clone(),
+                    },
+                );
+                Some((MESSAGE_FAILED, id, event.to_bytes()))
+            }
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! PostgreSQL: the pool, creating the database when it is missing, migrations, and the queries
+//! of each table family in its own module.
+
+pub mod dispatch;
+pub mod master_data;
+pub mod producer_runs;
+pub mod reports;
+pub mod tracking;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgPool};
+
+use crate::configuration::DatabaseSettings;
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Connection options from the URL, with sqlx's per-statement logging turned down to debug.
+pub fn connect_options(url: &str) -> anyhow::Result<PgConnectOptions> {
+    Ok(PgConnectOptions::from_str(url)
+        .context("database.url is not a PostgreSQL URL")?
+        .log_statements(tracing::log::LevelFilter::Debug)
+        .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(2)))
+}
+
+/// A lazily connecting pool: roles start even while PostgreSQL is down and wait for it.
+pub fn pool(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
+    Ok(PgPoolOptions::new()
+        .max_connections(settings.max_connections)
+        .acquire_timeout(Duration::from_millis(settings.acquire_timeout_ms))
+        .connect_lazy_with(connect_options(&settings.url)?))
+}
+
+/// Creates the database named in the URL if it does not exist (connecting to the `postgres`
+/// maintenance database to do so).
+pub async fn create_database_if_missing(url: &str) -> anyhow::Result<()> {
+    let options = connect_options(url)?;
+    let name = options
+        .get_database()
+        .context("database.url names no database")?
+        .to_string();
+    let mut conn = sqlx::PgConnection::connect_with(&options.clone().database("postgres"))
+        .await
+        .context("cannot connect to PostgreSQL")?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&name)
+            .fetch_one(&mut conn)
+            .await?;
+    if !exists {
+        let sql = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
+        match sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await
+        {
+            Ok(_) => tracing::info!(database = %name, "created the database"),
+            // Another process created it between our check and our CREATE.
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => {}
+            Err(e) => return Err(e).context("cannot create the database"),
+        }
+    }
+    conn.close().await.ok();
+    Ok(())
+}
+
+/// Creates the database if needed and applies every migration. Safe to run from many processes
+/// at once: sqlx takes an advisory lock.
+pub async fn migrate(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
+    create_database_if_missing(&settings.url).await?;
+    let pool = pool(settings)?;
+    MIGRATOR
+        .run(&pool)
+        .await
+        .context("applying database migrations")?;
+    Ok(pool)
+}
+
+/// True when the error means "the database is not reachable right now" (retry later) rather
+/// than "this statement can never work".
+pub fn is_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(e) => {
+            // Class 08 connection exceptions, 57P0x shutdown/crash, 53 resources,
+            // 40001/40P01 serialization failure and deadlock: all worth retrying.
+            e.code().is_some_and(|c| {
+                c.starts_with("08")
+                    || c.starts_with("57P")
+                    || c.starts_with("53")
+                    || c == "40001"
+                    || c == "40P01"
+            })
+        }
+        _ => false,
+    }
+}
+
+/// Pings the database; used by `/readyz`.
+pub async fn ping(pool: &PgPool) -> bool {
+    tokio::time::timeout(
+        Duration::from_secs(2),
+        sqlx::query("SELECT 1").execute(pool),
+    )
+    .await
+    .is_ok_and(|r| r.is_ok())
+}

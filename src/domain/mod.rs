@@ -1,0 +1,10 @@
+//! Domain types: values that are valid by construction (a `PhoneNumber` is always E.164), the
+//! CloudEvents envelope, and the reminder events with their deterministic ids.
+
+pub mod cloud_event;
+pub mod events;
+pub mod phone_number;
+
+pub use cloud_event::{EventError, IncomingEvent, OutgoingEvent, RawMessage};
+pub use events::{MaintenanceDue, MessageFailed, MessageOutcome, MessageSent, OutcomeStatus};
+pub use phone_number::{CountryCode, PhoneError, PhoneNumber, mask_phone};

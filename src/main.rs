@@ -1,0 +1,14 @@
+//! The `reminder` binary: everything lives in the library; this only runs the command line.
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() {
+    let cli = reminder::cli::Cli::parse();
+    if let Err(e) = reminder::cli::run(cli).await {
+        // One line on stderr, as the contract asks; the chain of causes joined with ": ".
+        let reason = format!("{e:#}").replace('\n', " ");
+        eprintln!("reminder: {reason}");
+        std::process::exit(1);
+    }
+}

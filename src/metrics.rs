@@ -1,0 +1,260 @@
+//! Prometheus metrics of every role (contract §5 lists the required series). One `Metrics` per
+//! application instance rather than a global registry, so tests running several instances in
+//! one process each read their own figures.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TypeLabels {
+    pub r#type: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConsumedLabels {
+    pub role: &'static str,
+    pub r#type: String,
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SendLabels {
+    pub provider: &'static str,
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProviderLabels {
+    pub provider: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeadLabels {
+    pub role: &'static str,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteStatusLabels {
+    pub route: String,
+    pub status: u16,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 0.5 ms to ~30 s
+    Histogram::new(exponential_buckets(0.0005, 2.0, 17))
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub events_published: Family<TypeLabels, Counter>,
+    pub events_consumed: Family<ConsumedLabels, Counter>,
+    pub sends: Family<SendLabels, Counter>,
+    pub send_retries: Family<ProviderLabels, Counter>,
+    pub send_duration: HistogramFamily<ProviderLabels>,
+    pub duplicates_suppressed: Counter,
+    pub dead_lettered: Family<DeadLabels, Counter>,
+    pub tracker_batch_size: Histogram,
+    pub tracker_batch_duration: Histogram,
+    pub tracker_events_counted: Counter,
+    pub producer_runs: Family<OutcomeLabels, Counter>,
+    pub producer_skipped: Family<ReasonLabels, Counter>,
+    pub producer_scan_duration: Histogram,
+    pub over_reminded_pairs: Gauge,
+    pub database_unavailable: Family<RoleLabels, Counter>,
+    pub http_requests: Family<RouteStatusLabels, Counter>,
+    pub http_request_duration: HistogramFamily<RouteLabels>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RoleLabels {
+    pub role: &'static str,
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Metrics> {
+        let mut registry = Registry::default();
+        let events_published = Family::<TypeLabels, Counter>::default();
+        registry.register(
+            "reminder_events_published",
+            "Events published and confirmed by the broker",
+            events_published.clone(),
+        );
+        let events_consumed = Family::<ConsumedLabels, Counter>::default();
+        registry.register(
+            "reminder_events_consumed",
+            "Events consumed, by role, type and outcome",
+            events_consumed.clone(),
+        );
+        let sends = Family::<SendLabels, Counter>::default();
+        registry.register(
+            "reminder_sends",
+            "WhatsApp provider calls, by provider and outcome",
+            sends.clone(),
+        );
+        let send_retries = Family::<ProviderLabels, Counter>::default();
+        registry.register(
+            "reminder_send_retries",
+            "Sends scheduled for another attempt after a transient error",
+            send_retries.clone(),
+        );
+        let send_duration: HistogramFamily<ProviderLabels> =
+            Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "reminder_send_duration_seconds",
+            "Duration of one provider call",
+            send_duration.clone(),
+        );
+        let duplicates_suppressed = Counter::default();
+        registry.register(
+            "reminder_duplicate_reminders",
+            "maintenance.due deliveries already sent or failed: outcome re-published, nothing sent",
+            duplicates_suppressed.clone(),
+        );
+        let dead_lettered = Family::<DeadLabels, Counter>::default();
+        registry.register(
+            "reminder_dead_lettered",
+            "Messages moved to the dead-letter queue, by role and reason",
+            dead_lettered.clone(),
+        );
+        let tracker_batch_size = Histogram::new(exponential_buckets(1.0, 2.0, 14));
+        registry.register(
+            "reminder_tracker_batch_size",
+            "Events per tracker transaction",
+            tracker_batch_size.clone(),
+        );
+        let tracker_batch_duration = latency_histogram();
+        registry.register(
+            "reminder_tracker_batch_duration_seconds",
+            "Duration of one tracker batch transaction",
+            tracker_batch_duration.clone(),
+        );
+        let tracker_events_counted = Counter::default();
+        registry.register(
+            "reminder_tracker_events_counted",
+            "message.sent/message.failed events recorded for the first time",
+            tracker_events_counted.clone(),
+        );
+        let producer_runs = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "reminder_producer_runs",
+            "Producer scans, by outcome",
+            producer_runs.clone(),
+        );
+        let producer_skipped = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "reminder_producer_skipped_vehicles",
+            "Due vehicles the producer did not publish, by reason",
+            producer_skipped.clone(),
+        );
+        let producer_scan_duration = latency_histogram();
+        registry.register(
+            "reminder_producer_scan_duration_seconds",
+            "Duration of one producer scan, publishing included",
+            producer_scan_duration.clone(),
+        );
+        let over_reminded_pairs = Gauge::default();
+        registry.register(
+            "reminder_over_reminded_pairs",
+            "Customer/vehicle pairs over alerts.max_frequency in alerts.window_days",
+            over_reminded_pairs.clone(),
+        );
+        let database_unavailable = Family::<RoleLabels, Counter>::default();
+        registry.register(
+            "reminder_database_unavailable",
+            "Times a consumer paused because PostgreSQL was unreachable",
+            database_unavailable.clone(),
+        );
+        let http_requests = Family::<RouteStatusLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests, by route and status",
+            http_requests.clone(),
+        );
+        let http_request_duration: HistogramFamily<RouteLabels> =
+            Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request duration, by route",
+            http_request_duration.clone(),
+        );
+        Arc::new(Metrics {
+            registry,
+            events_published,
+            events_consumed,
+            sends,
+            send_retries,
+            send_duration,
+            duplicates_suppressed,
+            dead_lettered,
+            tracker_batch_size,
+            tracker_batch_duration,
+            tracker_events_counted,
+            producer_runs,
+            producer_skipped,
+            producer_scan_duration,
+            over_reminded_pairs,
+            database_unavailable,
+            http_requests,
+            http_request_duration,
+        })
+    }
+
+    /// The Prometheus text exposition of every series.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+
+    pub fn published(&self, event_type: &str) {
+        self.events_published
+            .get_or_create(&TypeLabels {
+                r#type: event_type.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn consumed(&self, role: &'static str, event_type: &str, outcome: &'static str) {
+        self.events_consumed
+            .get_or_create(&ConsumedLabels {
+                role,
+                r#type: event_type.to_string(),
+                outcome,
+            })
+            .inc();
+    }
+
+    pub fn dead_lettered(&self, role: &'static str, reason: &str) {
+        self.dead_lettered
+            .get_or_create(&DeadLabels {
+                role,
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+}

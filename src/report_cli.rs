@@ -1,0 +1,69 @@
+//! `reminder report delete | reset-frequency | export`: the seed's write operations, kept off
+//! HTTP. Each prints what it changed.
+
+use std::io::Write;
+
+use anyhow::Context as _;
+use futures::StreamExt;
+
+use crate::cli::ReportCommand;
+use crate::configuration::Settings;
+use crate::db::reports::{self, ReportFilter};
+use crate::report_csv;
+
+pub async fn run(settings: Settings, command: ReportCommand) -> anyhow::Result<()> {
+    let pool = if settings.database.migrate_on_start {
+        crate::db::migrate(&settings.database).await?
+    } else {
+        crate::db::pool(&settings.database)?
+    };
+    match command {
+        ReportCommand::Delete { report_id } => {
+            let deleted = reports::delete(&pool, report_id)
+                .await?
+                .with_context(|| format!("no report with id {report_id}"))?;
+            println!(
+                "deleted report {} (customer {}, vehicle {}, frequency {}, last message {}); its message history is kept",
+                deleted.id,
+                deleted.id_customer,
+                deleted.id_vehicle,
+                deleted.frequency,
+                deleted.last_message_date.to_rfc3339()
+            );
+        }
+        ReportCommand::ResetFrequency { customer, vehicle } => {
+            let (rows, cleared) = reports::reset_frequency(&pool, customer, vehicle).await?;
+            let scope = match (customer, vehicle) {
+                (None, None) => "all reports".to_string(),
+                (Some(c), None) => format!("customer {c}"),
+                (None, Some(v)) => format!("vehicle {v}"),
+                (Some(c), Some(v)) => format!("customer {c}, vehicle {v}"),
+            };
+            println!(
+                "reset frequency to 0 on {rows} report(s) of {scope} ({cleared} message(s) cleared from the counts; message history kept)"
+            );
+        }
+        ReportCommand::Export { output } => {
+            let mut out: Box<dyn Write> = match &output {
+                Some(path) => Box::new(std::io::BufWriter::new(
+                    std::fs::File::create(path)
+                        .with_context(|| format!("cannot create {}", path.display()))?,
+                )),
+                None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+            };
+            out.write_all(report_csv::header().as_bytes())?;
+            let mut rows = reports::detail_stream(&pool, ReportFilter::default());
+            let mut n = 0u64;
+            while let Some(row) = rows.next().await {
+                out.write_all(report_csv::row(&row?).as_bytes())?;
+                n += 1;
+            }
+            out.flush()?;
+            if let Some(path) = output {
+                println!("exported {n} report(s) to {}", path.display());
+            }
+        }
+    }
+    pool.close().await;
+    Ok(())
+}

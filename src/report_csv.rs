@@ -1,0 +1,87 @@
+//! The detail view as CSV (RFC 4180), shared by `GET /whatsapp-report/export.csv` and
+//! `reminder report export`.
+
+use std::fmt::Write;
+
+use crate::db::reports::ReportDetail;
+
+const COLUMNS: &[&str] = &[
+    "id",
+    "id_customer",
+    "id_vehicle",
+    "customer_name",
+    "customer_phone",
+    "plate_number",
+    "brand",
+    "model",
+    "next_maintenance_date",
+    "frequency",
+    "failed_count",
+    "last_message_date",
+    "created_at",
+    "updated_at",
+];
+
+pub fn header() -> String {
+    let mut line = COLUMNS.join(",");
+    line.push_str("\r\n");
+    line
+}
+
+pub fn row(r: &ReportDetail) -> String {
+    let mut line = String::with_capacity(256);
+    let text = |s: &Option<String>| s.as_deref().map(escape).unwrap_or_default();
+    let _ = write!(
+        line,
+        "{},{},{},{},{},{},{},{},{},{},{},{},{},{}\r\n",
+        r.id,
+        r.id_customer,
+        r.id_vehicle,
+        text(&r.customer_name),
+        r.customer_phone.as_deref().map(quote).unwrap_or_default(),
+        text(&r.plate_number),
+        text(&r.brand),
+        text(&r.model),
+        r.next_maintenance_date
+            .map(|d| d.to_string())
+            .unwrap_or_default(),
+        r.frequency,
+        r.failed_count,
+        r.last_message_date.to_rfc3339(),
+        r.created_at.to_rfc3339(),
+        r.updated_at.to_rfc3339(),
+    );
+    line
+}
+
+/// Quotes a free-text field, and defuses text a spreadsheet would run as a formula.
+fn escape(s: &str) -> String {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        quote(&format!("'{s}"))
+    } else {
+        quote(s)
+    }
+}
+
+fn quote(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) || s.starts_with(' ') || s.ends_with(' ') {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_are_quoted_and_formulas_defused() {
+        assert_eq!(quote("plain"), "plain");
+        assert_eq!(quote("a,b"), "\"a,b\"");
+        assert_eq!(quote("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(escape("=HYPERLINK(1)"), "'=HYPERLINK(1)");
+        assert_eq!(quote("+62 812"), "+62 812");
+        assert_eq!(header().trim_end().split(',').count(), COLUMNS.len());
+    }
+}

@@ -1,0 +1,236 @@
+//! Builds and runs the application: any mix of roles (producer, sender, tracker, API) in one
+//! process, sharing one database pool, one broker connection and one metrics registry, and
+//! stopping cleanly on one `CancellationToken` (SIGINT/SIGTERM in `reminder run`).
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::broker::Broker;
+use crate::configuration::Settings;
+use crate::context::AppContext;
+use crate::metrics::Metrics;
+use crate::producer::Producer;
+use crate::sender::{Sender, providers};
+use crate::tracker::Tracker;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum Role {
+    /// Every role below.
+    All,
+    /// Daily scan that publishes maintenance.due events.
+    Producer,
+    /// Sends WhatsApp messages and publishes message.sent / message.failed.
+    Sender,
+    /// Counts message events into the report.
+    Tracker,
+    /// The read-only HTTP API and dashboard.
+    Api,
+}
+
+impl Role {
+    /// Expands `all` (and an empty list) into the four roles, without duplicates.
+    pub fn expand(roles: &[Role]) -> Vec<Role> {
+        let all = [Role::Producer, Role::Sender, Role::Tracker, Role::Api];
+        if roles.is_empty() || roles.contains(&Role::All) {
+            return all.to_vec();
+        }
+        all.into_iter().filter(|r| roles.contains(r)).collect()
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::All => "all",
+            Role::Producer => "producer",
+            Role::Sender => "sender",
+            Role::Tracker => "tracker",
+            Role::Api => "api",
+        }
+    }
+}
+
+/// Connects the shared parts: migrations (unless disabled), the pool and the broker supervisor.
+/// The broker stays up until `broker_shutdown` is cancelled.
+pub async fn connect(
+    settings: Settings,
+    name: &str,
+    broker_shutdown: CancellationToken,
+) -> anyhow::Result<AppContext> {
+    let pool = if settings.database.migrate_on_start {
+        crate::db::migrate(&settings.database).await?
+    } else {
+        crate::db::pool(&settings.database)?
+    };
+    let broker = Broker::start(&settings.amqp, name, broker_shutdown);
+    Ok(AppContext {
+        settings: Arc::new(settings),
+        pool,
+        broker,
+        metrics: Metrics::new(),
+    })
+}
+
+/// A process running some roles.
+pub struct Application {
+    ctx: AppContext,
+    roles: Vec<Role>,
+    listener: Option<TcpListener>,
+    broker_shutdown: CancellationToken,
+}
+
+impl Application {
+    pub async fn build(settings: Settings, roles: &[Role]) -> anyhow::Result<Application> {
+        let roles = Role::expand(roles);
+        let listener = if roles.contains(&Role::Api) {
+            let addr = settings.http.socket_addr()?;
+            Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} (http.bind)"))?,
+            )
+        } else {
+            None
+        };
+        let names: Vec<&str> = roles.iter().map(|r| r.name()).collect();
+        let broker_shutdown = CancellationToken::new();
+        let ctx = connect(
+            settings,
+            &format!("reminder {}", names.join("+")),
+            broker_shutdown.clone(),
+        )
+        .await?;
+        Ok(Application {
+            ctx,
+            roles,
+            listener,
+            broker_shutdown,
+        })
+    }
+
+    pub fn context(&self) -> &AppContext {
+        &self.ctx
+    }
+
+    /// The port the API listens on, when it runs.
+    pub fn port(&self) -> Option<u16> {
+        self.listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+            .map(|a| a.port())
+    }
+
+    /// Runs the roles until `shutdown`, then gives in-flight work
+    /// `runtime.shutdown_timeout_secs` to finish and closes the broker connection.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let Application {
+            ctx,
+            roles,
+            mut listener,
+            broker_shutdown,
+        } = self;
+        let mut tasks: JoinSet<(Role, anyhow::Result<()>)> = JoinSet::new();
+        for role in &roles {
+            let ctx = ctx.clone();
+            let shutdown = shutdown.clone();
+            let role = *role;
+            match role {
+                Role::Producer => {
+                    let producer = Arc::new(Producer::new(ctx)?);
+                    tasks.spawn(async move { (role, producer.run_scheduled(shutdown).await) });
+                }
+                Role::Sender => {
+                    let provider = providers::from_settings(&ctx.settings.whatsapp)?;
+                    let sender = Arc::new(Sender::new(ctx, provider)?);
+                    tasks.spawn(async move { (role, sender.run(shutdown).await) });
+                }
+                Role::Tracker => {
+                    let tracker = Arc::new(Tracker::new(ctx));
+                    tasks.spawn(async move { (role, tracker.run(shutdown).await) });
+                }
+                Role::Api => {
+                    let listener = listener.take().context("the API listener was not bound")?;
+                    tasks.spawn(
+                        async move { (role, crate::api::serve(ctx, listener, shutdown).await) },
+                    );
+                }
+                Role::All => unreachable!("expanded"),
+            }
+        }
+        let mut failure = None;
+        let grace = ctx.settings.runtime.shutdown_timeout() + std::time::Duration::from_secs(5);
+        let mut deadline: Option<tokio::time::Instant> = None;
+        loop {
+            let next = async {
+                match deadline {
+                    Some(d) => tokio::time::timeout_at(d, tasks.join_next())
+                        .await
+                        .ok()
+                        .flatten(),
+                    None => tasks.join_next().await,
+                }
+            };
+            tokio::select! {
+                _ = shutdown.cancelled(), if deadline.is_none() => {
+                    tracing::info!("shutting down: finishing in-flight work");
+                    deadline = Some(tokio::time::Instant::now() + grace);
+                }
+                joined = next => match joined {
+                    None => break,
+                    Some(Ok((role, Ok(())))) => {
+                        tracing::info!(role = role.name(), "stopped");
+                    }
+                    Some(Ok((role, Err(e)))) => {
+                        tracing::error!(role = role.name(), error = %format!("{e:#}"), "role failed; stopping the process");
+                        failure.get_or_insert(e.context(format!("{} failed", role.name())));
+                        shutdown.cancel();
+                    }
+                    Some(Err(e)) => {
+                        failure.get_or_insert(anyhow::anyhow!("a role panicked: {e}"));
+                        shutdown.cancel();
+                    }
+                },
+            }
+            if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                tracing::warn!(
+                    "shutdown timeout reached; abandoning unfinished work (it will be redelivered)"
+                );
+                tasks.abort_all();
+                break;
+            }
+        }
+        broker_shutdown.cancel();
+        ctx.pool.close().await;
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A token cancelled on SIGINT (Ctrl-C) or SIGTERM.
+pub fn shutdown_on_signals() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            _ = ctrl_c => tracing::info!("SIGINT received"),
+            _ = term => tracing::info!("SIGTERM received"),
+        }
+        t.cancel();
+    });
+    token
+}

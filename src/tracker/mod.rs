@@ -1,0 +1,285 @@
+//! The tracker role: consumes `message.sent` and `message.failed` and keeps `whatsapp_report`
+//! (frequency and last message date per customer and vehicle) and the message history.
+//!
+//! Deliveries are gathered into batches (up to `tracker.batch_size`, or whatever arrived within
+//! `tracker.batch_linger_ms`), applied in one statement that dedupes by event id, and acked with
+//! one multiple-ack after the commit. A crash between commit and ack redelivers the batch, and
+//! the dedupe makes it count zero more. A bad event is dead-lettered on its own; if the database
+//! refuses a batch for a reason other than an outage, the batch is split until the offending
+//! event is found and dead-lettered, and the rest are applied.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use futures::StreamExt;
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
+use lapin::types::FieldTable;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::broker::delivery::with_raw_message;
+use crate::broker::{Backoff, DeliveryExt, PublishError, Publisher, Topology, dead_letter};
+use crate::context::{AppContext, DbError};
+use crate::db::tracking::{Applied, apply_batch};
+use crate::domain::{IncomingEvent, MessageOutcome};
+
+const ROLE: &str = "tracker";
+
+pub struct Tracker {
+    ctx: AppContext,
+    topology: Topology,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum BatchError {
+    #[error("shutting down")]
+    Shutdown,
+    #[error(transparent)]
+    Broker(#[from] PublishError),
+    #[error("broker: {0}")]
+    Ack(#[from] lapin::Error),
+}
+
+impl Tracker {
+    pub fn new(ctx: AppContext) -> Tracker {
+        Tracker {
+            topology: ctx.broker.topology(),
+            ctx,
+        }
+    }
+
+    /// Consumes until `shutdown`, reconnecting whenever the broker goes away.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let s = &self.ctx.settings.amqp;
+        let mut backoff = Backoff::new(
+            Duration::from_millis(s.reconnect_initial_ms),
+            Duration::from_millis(s.reconnect_max_ms),
+        );
+        tracing::info!(queue = %self.topology.tracker_queue, "tracker started");
+        loop {
+            match self.session(&shutdown).await {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "tracker lost its broker session; reconnecting");
+                    if !backoff.sleep(&shutdown).await {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    async fn session(&self, shutdown: &CancellationToken) -> anyhow::Result<()> {
+        let Some(channel) = self.ctx.broker.channel(shutdown).await else {
+            return Ok(());
+        };
+        self.topology
+            .declare(&channel)
+            .await
+            .context("declaring the topology")?;
+        let batch_size = self.ctx.settings.tracker.batch_size;
+        // Two batches' worth in flight: the next batch arrives while this one is written.
+        let prefetch = (batch_size * 2).min(u16::MAX as usize) as u16;
+        channel
+            .basic_qos(prefetch, BasicQosOptions::default())
+            .await?;
+        let publisher = match Publisher::open(&self.ctx.broker, shutdown).await {
+            Ok(p) => p,
+            Err(PublishError::Shutdown) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut consumer = channel
+            .basic_consume(
+                self.topology.tracker_queue.as_str().into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .context("consuming the tracker queue")?;
+        let linger = Duration::from_millis(self.ctx.settings.tracker.batch_linger_ms);
+        let result: anyhow::Result<()> = 'session: loop {
+            let mut batch = Vec::with_capacity(batch_size);
+            tokio::select! {
+                _ = shutdown.cancelled() => break Ok(()),
+                next = consumer.next() => match next {
+                    Some(Ok(d)) => batch.push(d),
+                    Some(Err(e)) => break Err(e).context("the tracker consumer failed"),
+                    None => break Err(anyhow::anyhow!("the broker cancelled the tracker consumer")),
+                },
+            }
+            let deadline = tokio::time::Instant::now() + linger;
+            while batch.len() < batch_size {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(deadline) => break,
+                    next = consumer.next() => match next {
+                        Some(Ok(d)) => batch.push(d),
+                        // Apply what we have; the broken consumer ends the session after.
+                        Some(Err(e)) => {
+                            // The channel is gone, so these cannot be acked: they come back.
+                            drop(batch);
+                            break 'session Err(e).context("the tracker consumer failed");
+                        }
+                        None => break,
+                    },
+                }
+            }
+            // A batch in progress finishes even during shutdown, so its acks go out.
+            let never = CancellationToken::new();
+            let guard = if shutdown.is_cancelled() {
+                &never
+            } else {
+                shutdown
+            };
+            match self.process(&publisher, batch, guard).await {
+                Ok(()) => {}
+                Err(BatchError::Shutdown) => break Ok(()),
+                Err(e) => break Err(e.into()),
+            }
+        };
+        let _ = channel
+            .basic_cancel(consumer.tag(), BasicCancelOptions::default())
+            .await;
+        let _ = channel.close(200, "tracker stopping".into()).await;
+        publisher.close().await;
+        result
+    }
+
+    /// Applies one batch and acks it.
+    async fn process(
+        &self,
+        publisher: &Publisher,
+        batch: Vec<Delivery>,
+        shutdown: &CancellationToken,
+    ) -> Result<(), BatchError> {
+        let Some(last) = batch.last() else {
+            return Ok(());
+        };
+        let started = Instant::now();
+        let mut valid: Vec<(&Delivery, MessageOutcome)> = Vec::with_capacity(batch.len());
+        for delivery in &batch {
+            let parsed = with_raw_message(delivery, |raw| {
+                IncomingEvent::parse(raw, self.ctx.settings.amqp.max_message_bytes)
+                    .and_then(|e| MessageOutcome::from_event(&e))
+            });
+            match parsed {
+                Ok(outcome) => valid.push((delivery, outcome)),
+                Err(e) => {
+                    let span =
+                        tracing::info_span!("event", role = ROLE, event_id = %delivery.id_hint());
+                    async {
+                        tracing::warn!(reason = %e, "dead-lettering an invalid outcome event");
+                    }
+                    .instrument(span)
+                    .await;
+                    // Not acked on its own: the batch's multiple-ack below covers it, after the
+                    // dead-letter copy is confirmed.
+                    dead_letter(
+                        publisher,
+                        &self.topology,
+                        delivery,
+                        ROLE,
+                        e.code(),
+                        &e.to_string(),
+                    )
+                    .await?;
+                    self.ctx.metrics.dead_lettered(ROLE, e.code());
+                    self.ctx.metrics.consumed(
+                        ROLE,
+                        &delivery.routing_key.to_string(),
+                        "dead_lettered",
+                    );
+                }
+            }
+        }
+        self.apply(publisher, &valid, shutdown).await?;
+        last.acker.ack(BasicAckOptions { multiple: true }).await?;
+        let m = &self.ctx.metrics;
+        m.tracker_batch_size.observe(batch.len() as f64);
+        m.tracker_batch_duration
+            .observe(started.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    /// Applies the outcomes; on a database refusal that is not an outage, bisects to isolate
+    /// and dead-letter the events the database will not take.
+    async fn apply(
+        &self,
+        publisher: &Publisher,
+        items: &[(&Delivery, MessageOutcome)],
+        shutdown: &CancellationToken,
+    ) -> Result<(), BatchError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let outcomes: Vec<MessageOutcome> = items.iter().map(|(_, o)| o.clone()).collect();
+        let pool = &self.ctx.pool;
+        match self
+            .ctx
+            .db_retry(ROLE, shutdown, || apply_batch(pool, &outcomes))
+            .await
+        {
+            Ok(applied) => {
+                self.count(&outcomes, applied);
+                for (delivery, outcome) in items {
+                    tracing::debug!(event_id = %outcome.event_id, tag = delivery.delivery_tag, "recorded");
+                }
+                Ok(())
+            }
+            Err(DbError::Shutdown) => Err(BatchError::Shutdown),
+            Err(DbError::Fatal(e)) if items.len() == 1 => {
+                let (delivery, outcome) = &items[0];
+                tracing::warn!(event_id = %outcome.event_id, error = %e, "the database refused an event; dead-lettering it");
+                let reason = format!("the database refused the event: {e}");
+                dead_letter(
+                    publisher,
+                    &self.topology,
+                    delivery,
+                    ROLE,
+                    "database_rejected",
+                    &reason,
+                )
+                .await?;
+                self.ctx.metrics.dead_lettered(ROLE, "database_rejected");
+                Ok(())
+            }
+            Err(DbError::Fatal(e)) => {
+                tracing::warn!(error = %e, size = items.len(), "the database refused a batch; splitting it");
+                let (left, right) = items.split_at(items.len() / 2);
+                Box::pin(self.apply(publisher, left, shutdown)).await?;
+                Box::pin(self.apply(publisher, right, shutdown)).await
+            }
+        }
+    }
+
+    fn count(&self, outcomes: &[MessageOutcome], applied: Applied) {
+        let m = &self.ctx.metrics;
+        m.tracker_events_counted.inc_by(applied.counted);
+        let duplicates = outcomes.len() as u64 - applied.counted;
+        for (ty, n) in [
+            ("message.sent", applied.sent),
+            ("message.failed", applied.failed),
+        ] {
+            if n > 0 {
+                m.events_consumed
+                    .get_or_create(&crate::metrics::ConsumedLabels {
+                        role: ROLE,
+                        r#type: ty.to_string(),
+                        outcome: "counted",
+                    })
+                    .inc_by(n);
+            }
+        }
+        if duplicates > 0 {
+            m.events_consumed
+                .get_or_create(&crate::metrics::ConsumedLabels {
+                    role: ROLE,
+                    r#type: "any".to_string(),
+                    outcome: "duplicate",
+                })
+                .inc_by(duplicates);
+        }
+    }
+}
