@@ -13,12 +13,16 @@ use tokio_util::sync::CancellationToken;
 use super::publisher::{Outgoing, PublishError, Publisher};
 use super::{Backoff, Broker};
 
+/// A publish waiting for its confirm: the channel generation it went out on, the message (to
+/// publish again if it is not confirmed) and the broker's answer.
+type PendingConfirm = BoxFuture<'static, (u64, Outgoing, Result<(), PublishError>)>;
+
 pub struct PipelinedPublisher<'a> {
     broker: &'a Broker,
     shutdown: &'a CancellationToken,
     publisher: Option<Publisher>,
     window: usize,
-    in_flight: FuturesUnordered<BoxFuture<'static, (u64, Outgoing, Result<(), PublishError>)>>,
+    in_flight: FuturesUnordered<PendingConfirm>,
     /// Bumped whenever the channel is replaced; failures from older channels are expected.
     generation: u64,
     backoff: Backoff,
