@@ -109,13 +109,19 @@ impl Producer {
 
     /// Today in the workshop's time zone.
     pub fn today(&self) -> NaiveDate {
+        self.date_at(Utc::now())
+    }
+
+    /// The workshop's calendar date at `now`: at 00:30 in Jakarta it is already the next day
+    /// there while UTC is still on the previous one.
+    pub fn date_at(&self, now: DateTime<Utc>) -> NaiveDate {
         let tz = self
             .ctx
             .settings
             .producer
             .tz()
             .expect("validated at start-up");
-        Utc::now().with_timezone(&tz).date_naive()
+        now.with_timezone(&tz).date_naive()
     }
 
     /// Scans for `run_date` and publishes every due vehicle. With `unless_done_since`, a scan

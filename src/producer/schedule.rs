@@ -9,7 +9,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use tokio_util::sync::CancellationToken;
 
-use super::{Producer, Trigger};
+use super::{Producer, ScanSummary, Trigger};
 use crate::broker::Backoff;
 use crate::db::producer_runs;
 
@@ -21,20 +21,7 @@ impl Producer {
         let tz = settings.tz()?;
         tracing::info!(schedule = %settings.schedule, timezone = %tz, "producer started");
         if settings.catch_up_on_start {
-            let now = Utc::now().with_timezone(&tz);
-            if let Some(due) = missed_run(&cron, now) {
-                let done = self
-                    .context()
-                    .db_retry("producer", &shutdown, || {
-                        producer_runs::succeeded_since(&self.context().pool, now.date_naive(), due)
-                    })
-                    .await;
-                if matches!(done, Ok(false)) {
-                    tracing::info!(scheduled_at = %due, "today's scheduled scan was missed; running it now");
-                    self.scan_until_done(now.date_naive(), Trigger::CatchUp, due, tz, &shutdown)
-                        .await;
-                }
-            }
+            self.catch_up(Utc::now(), &shutdown).await;
         }
         loop {
             let now = Utc::now().with_timezone(&tz);
@@ -61,6 +48,32 @@ impl Producer {
         }
     }
 
+    /// Runs today's scan if its scheduled time (before `now`) passed without a successful scan;
+    /// returns the scan's summary, or `None` when nothing was missed.
+    pub async fn catch_up(
+        &self,
+        now: DateTime<Utc>,
+        shutdown: &CancellationToken,
+    ) -> Option<ScanSummary> {
+        let settings = &self.context().settings.producer;
+        let (cron, tz) = (settings.cron().ok()?, settings.tz().ok()?);
+        let now = now.with_timezone(&tz);
+        let due = missed_run(&cron, now)?;
+        let done = self
+            .context()
+            .db_retry("producer", shutdown, || {
+                producer_runs::succeeded_since(&self.context().pool, now.date_naive(), due)
+            })
+            .await
+            .ok()?;
+        if done {
+            return None;
+        }
+        tracing::info!(scheduled_at = %due, "today's scheduled scan was missed; running it now");
+        self.scan_until_done(now.date_naive(), Trigger::CatchUp, due, tz, shutdown)
+            .await
+    }
+
     /// Retries a failed scan with back-off for as long as `run_date` is still today.
     async fn scan_until_done(
         &self,
@@ -69,25 +82,25 @@ impl Producer {
         scheduled_at: DateTime<Utc>,
         tz: Tz,
         shutdown: &CancellationToken,
-    ) {
+    ) -> Option<ScanSummary> {
         let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
         loop {
             match self
                 .scan(run_date, trigger, Some(scheduled_at), shutdown)
                 .await
             {
-                Ok(_) => return,
+                Ok(summary) => return Some(summary),
                 Err(e) => {
                     if shutdown.is_cancelled() {
-                        return;
+                        return None;
                     }
                     tracing::warn!(error = %format!("{e:#}"), "scan failed; retrying");
                     if Utc::now().with_timezone(&tz).date_naive() != run_date {
                         tracing::error!(%run_date, "giving up on the scan: the day is over");
-                        return;
+                        return None;
                     }
                     if !backoff.sleep(shutdown).await {
-                        return;
+                        return None;
                     }
                 }
             }
