@@ -18,7 +18,7 @@ use reminder::configuration::{ProviderKind, Secret, Settings};
 use reminder::context::AppContext;
 use reminder::startup::{Application, Role};
 use serde_json::{Value, json};
-use sqlx::PgPool;
+use sqlx::{ConnectOptions, PgPool};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -165,7 +165,11 @@ async fn cleanup(settings: Settings) {
         .next()
         .unwrap_or_default()
         .to_string();
-    if let Ok(pool) = PgPool::connect(PG_ADMIN_URL).await {
+    let admin = PG_ADMIN_URL
+        .parse::<sqlx::postgres::PgConnectOptions>()
+        .expect("admin url")
+        .log_slow_statements(tracing::log::LevelFilter::Off, Duration::from_secs(60));
+    if let Ok(pool) = PgPool::connect_with(admin).await {
         let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
             "DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"
         )))

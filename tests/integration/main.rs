@@ -3,3 +3,4 @@
 mod helpers;
 mod pipeline;
 mod producer;
+mod tracker;
