@@ -23,10 +23,40 @@ const DEFAULTS: &str = include_str!("../config/default.toml");
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("configuration: {0}")]
-    Load(#[from] config::ConfigError),
+    Load(String),
     #[error("configuration key `{key}`: {message}")]
     Invalid { key: &'static str, message: String },
 }
+
+impl From<config::ConfigError> for ConfigError {
+    fn from(e: config::ConfigError) -> Self {
+        // Kept as text: as a source it would be printed twice in the one-line error chain.
+        ConfigError::Load(e.to_string())
+    }
+}
+
+/// Enums read from text with an error that lists the accepted values (the config crate adds
+/// the key).
+macro_rules! text_enum {
+    ($name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        impl TryFrom<String> for $name {
+            type Error = String;
+            fn try_from(value: String) -> Result<Self, String> {
+                match value.trim() {
+                    $($text => Ok($name::$variant),)+
+                    other => Err(format!(
+                        "unknown value {other:?} (expected {})",
+                        [$($text),+].join(", ")
+                    )),
+                }
+            }
+        }
+    };
+}
+
+text_enum!(ProviderKind { Log => "log", CloudApi => "cloud_api", Fonnte => "fonnte" });
+text_enum!(QueueType { Quorum => "quorum", Classic => "classic" });
+text_enum!(LogFormat { Pretty => "pretty", Json => "json" });
 
 fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
@@ -71,7 +101,7 @@ pub struct AmqpSettings {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(try_from = "String")]
 pub enum QueueType {
     Quorum,
     Classic,
@@ -115,7 +145,7 @@ pub struct WhatsappSettings {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(try_from = "String")]
 pub enum ProviderKind {
     Log,
     CloudApi,
@@ -169,7 +199,7 @@ pub struct TelemetrySettings {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(try_from = "String")]
 pub enum LogFormat {
     Pretty,
     Json,
