@@ -2,3 +2,5 @@
 
 mod helpers;
 mod pipeline;
+mod providers;
+mod sender;
