@@ -208,7 +208,10 @@ impl Sender {
             let publisher = publisher.clone();
             let shutdown = shutdown.clone();
             let broken = broken.clone();
-            let span = tracing::info_span!("reminder", role = ROLE, event_id = %delivery.id_hint());
+            // The event id is known once the event is parsed (structured events carry it in
+            // the body); until then, and for bad events, the AMQP message id or `ce-id`.
+            let span =
+                tracing::info_span!("reminder", role = ROLE, event_id = tracing::field::Empty);
             tasks.spawn(
                 async move {
                     let _permit = permit;
@@ -287,8 +290,12 @@ impl Sender {
             Ok::<_, crate::domain::EventError>((event, due))
         });
         let (event, due) = match parsed {
-            Ok(v) => v,
+            Ok(v) => {
+                tracing::Span::current().record("event_id", v.0.id.as_str());
+                v
+            }
             Err(e) => {
+                tracing::Span::current().record("event_id", delivery.id_hint().as_str());
                 tracing::warn!(reason = %e, "dead-lettering an invalid maintenance.due");
                 dead_letter(
                     publisher,
@@ -383,13 +390,20 @@ impl Sender {
                     return self.attempt(event, due, attempt, shutdown).await;
                 }
                 Claim::Done(record) => {
+                    tracing::info!(status = %record.status, "handled meanwhile by another delivery; re-publishing its outcome");
                     self.ctx.metrics.duplicates_suppressed.inc();
                     return Ok(Next::duplicate(*record));
                 }
                 // Another handler (here or in another process) is calling the provider for this
                 // reminder right now; its outcome is ours. Leases are short (one provider
                 // call), so polling beats parking the message.
-                Claim::Busy { wait } => wait.clamp(Duration::from_millis(20), MAX_BUSY_POLL),
+                Claim::Busy { wait } => {
+                    tracing::debug!(
+                        lease_left_ms = wait.as_millis() as u64,
+                        "another handler is sending this reminder; waiting for its outcome"
+                    );
+                    wait.clamp(Duration::from_millis(20), MAX_BUSY_POLL)
+                }
                 Claim::NotYet { wait } if wait.as_millis() as i64 > DEFER_THRESHOLD_MS => {
                     return Ok(self.defer(wait.as_millis() as i64));
                 }
