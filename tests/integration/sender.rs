@@ -802,7 +802,7 @@ async fn each_kind_of_bad_event_lands_in_the_dead_queue_with_its_reason_and_the_
         dead.len() >= bad.len()
     })
     .await;
-    let dead = dead.lock().unwrap();
+    let dead = std::mem::take(&mut *dead.lock().unwrap());
     assert_eq!(dead.len(), bad.len());
     for b in &bad {
         let d = dead
