@@ -15,6 +15,7 @@ use lapin::options::{
     BasicAckOptions, BasicGetOptions, BasicPublishOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
+use reminder::configuration::{ProviderKind, Secret};
 use reminder::db::dispatch::{self, Claim};
 use reminder::domain::events::outcome_id;
 use reminder::domain::{CountryCode, MaintenanceDue, PhoneNumber};
@@ -220,6 +221,50 @@ async fn a_maintenance_due_is_sent_as_a_template_and_its_message_sent_carries_th
 }
 
 #[tokio::test]
+async fn a_maintenance_due_is_sent_through_fonnte_when_configured() {
+    let mock = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/send"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "detail": "success! message in queue",
+            "id": ["80367170"],
+            "process": "pending",
+            "requestid": 2937124,
+            "status": true,
+            "target": ["6281234567890"]
+        })))
+        .mount(&mock)
+        .await;
+    let mut env = TestEnv::new();
+    env.settings.whatsapp.provider = ProviderKind::Fonnte;
+    env.settings.whatsapp.fonnte.base_url = mock.uri();
+    env.settings.whatsapp.fonnte.token = Secret::new("fonnte-token");
+    let outcomes = Outcomes::observe(&env).await;
+    let app = env.spawn(&[Role::Sender]).await;
+    let id = new_id();
+
+    outcomes
+        .amqp
+        .publish_event(&maintenance_due(&id, Uuid::new_v4(), Uuid::new_v4()))
+        .await;
+
+    let events = outcomes.take(1).await;
+    assert_eq!(events[0]["type"], "message.sent");
+    assert_eq!(events[0]["data"]["provider"], "fonnte");
+    assert_eq!(events[0]["data"]["provider_message_id"], "80367170");
+    let requests = mock.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 1);
+    let form: std::collections::BTreeMap<String, String> =
+        serde_urlencoded::from_bytes(&requests[0].body).unwrap();
+    assert_eq!(form["target"], "6281234567890");
+    assert_eq!(
+        form["message"],
+        "Halo Budi Santoso, kendaraan B 1234 XYZ Anda dijadwalkan servis berkala pada 26 November 2026. Balas pesan ini untuk booking jadwal. Terima kasih."
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn a_429_then_200_is_sent_once_and_counted_once() {
     let mock = MockServer::start().await;
     fail_then_succeed(
@@ -276,8 +321,9 @@ async fn a_130429_throughput_error_is_retried() {
     app.stop().await;
 }
 
-/// Answers 429 with `Retry-After: 1` first, then success, and notes when each call came.
+/// Answers 429 with `Retry-After: {seconds}` first, then success, and notes when each call came.
 struct RetryAfterOnce {
+    seconds: u64,
     calls: Arc<Mutex<Vec<Instant>>>,
 }
 
@@ -286,7 +332,8 @@ impl Respond for RetryAfterOnce {
         let mut calls = self.calls.lock().unwrap();
         calls.push(Instant::now());
         if calls.len() == 1 {
-            cloud_api_error(429, 80007, "Rate limit issues").insert_header("Retry-After", "1")
+            cloud_api_error(429, 80007, "Rate limit issues")
+                .insert_header("Retry-After", self.seconds.to_string())
         } else {
             cloud_api_ok("wamid.after-retry")
         }
@@ -299,6 +346,7 @@ async fn the_retry_after_header_holds_the_next_attempt_back() {
     let times = Arc::new(Mutex::new(Vec::new()));
     Mock::given(method("POST"))
         .respond_with(RetryAfterOnce {
+            seconds: 1,
             calls: times.clone(),
         })
         .mount(&mock)
@@ -326,6 +374,40 @@ async fn the_retry_after_header_holds_the_next_attempt_back() {
         "retried after {:?}, before the provider's Retry-After",
         times[1] - times[0]
     );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_duplicate_arriving_during_the_back_off_does_not_call_the_provider_early() {
+    let mock = MockServer::start().await;
+    let times = Arc::new(Mutex::new(Vec::new()));
+    Mock::given(method("POST"))
+        .respond_with(RetryAfterOnce {
+            seconds: 2,
+            calls: times.clone(),
+        })
+        .mount(&mock)
+        .await;
+    let mut env = cloud_api_env(&mock);
+    env.settings.sender.retry_initial_ms = 50;
+    let outcomes = Outcomes::observe(&env).await;
+    let app = env.spawn(&[Role::Sender]).await;
+    let event = maintenance_due(&new_id(), Uuid::new_v4(), Uuid::new_v4());
+
+    outcomes.amqp.publish_event(&event).await;
+    wait_until(WAIT, || async { consumed(&app, "retry") == 1 }).await;
+    outcomes.amqp.publish_event(&event).await;
+
+    let events = outcomes.take(2).await;
+    assert_eq!(events[0], events[1]);
+    let times = times.lock().unwrap().clone();
+    assert_eq!(times.len(), 2, "one failed call and one successful call");
+    assert!(
+        times[1] - times[0] >= Duration::from_secs(2),
+        "the second call came {:?} after the first, inside the provider's Retry-After",
+        times[1] - times[0]
+    );
+    assert!(consumed(&app, "deferred") >= 1);
     app.stop().await;
 }
 
@@ -656,6 +738,41 @@ async fn a_reminder_whose_sender_died_mid_call_is_sent_again_once_its_lease_is_o
     assert_eq!(events[0]["type"], "message.sent");
     assert_eq!(events[0]["data"]["attempts"], 2);
     assert_eq!(calls(&mock).await, 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_reminder_whose_last_attempt_died_mid_call_fails_rather_than_risk_another_send() {
+    let mock = MockServer::start().await;
+    mock_cloud_api_ok(&mock).await;
+    let mut env = cloud_api_env(&mock);
+    env.settings.whatsapp.max_attempts = 2;
+    let id = new_id();
+    let due = sample_due();
+    // Attempt 1 failed transiently; attempt 2, the last, died during the provider call.
+    let pool = env.pool().await;
+    dispatch::claim(&pool, &id, &due, "cloud_api", Duration::ZERO, 2)
+        .await
+        .unwrap();
+    dispatch::record_retry(&pool, &id, "131000", "Something went wrong", Duration::ZERO)
+        .await
+        .unwrap();
+    dispatch::claim(&pool, &id, &due, "cloud_api", Duration::ZERO, 2)
+        .await
+        .unwrap();
+    let outcomes = Outcomes::observe(&env).await;
+    let app = env.spawn(&[Role::Sender]).await;
+
+    outcomes
+        .amqp
+        .publish_event(&maintenance_due(&id, due.customer_id, due.vehicle_id))
+        .await;
+
+    let events = outcomes.take(1).await;
+    assert_eq!(events[0]["type"], "message.failed");
+    assert_eq!(events[0]["data"]["error_code"], "attempts_exhausted");
+    assert_eq!(events[0]["data"]["attempts"], 2);
+    assert_eq!(calls(&mock).await, 0);
     app.stop().await;
 }
 
