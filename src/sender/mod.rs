@@ -2,13 +2,19 @@
 //! configured provider, and publishes `message.sent` or `message.failed`.
 //!
 //! Per delivery: parse and validate (a bad event is dead-lettered with its reason); look up the
-//! reminder's dispatch record (already final: re-publish the same outcome, send nothing); wait
-//! for the per-recipient gap and the process-wide rate; claim the attempt in PostgreSQL; call
-//! the provider; record the answer; publish the outcome (or park the message in a retry delay
-//! queue after a transient error) and wait for the broker's confirm; only then ack.
+//! reminder's dispatch record (already final: re-publish the same outcome, send nothing; backing
+//! off: park this copy until the next attempt is due); wait for the per-recipient gap and the
+//! process-wide rate; claim the attempt in PostgreSQL (another handler holds it: wait for its
+//! outcome); call the provider; record the answer; publish the outcome (or park the message in
+//! a retry delay queue after a transient error) and wait for the broker's confirm; only then ack.
 //!
 //! Up to `sender.concurrency` deliveries are handled at once (the prefetch matches), so a slow
 //! provider does not serialise sends, and a retrying message never blocks the others.
+//!
+//! `reminder_events_consumed_total{role="sender"}` outcomes: `sent`, `failed` (this delivery
+//! produced the outcome), `duplicate` (the reminder already had it: re-published, nothing
+//! sent), `retry` (parked after a transient error), `deferred` (a copy parked because its
+//! reminder is backing off), `dead_lettered`, `error` (requeued after a database error).
 
 pub mod providers;
 pub mod rate_limit;
