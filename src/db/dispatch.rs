@@ -154,10 +154,14 @@ pub async fn record_sent(
     final_record(pool, reminder_id, updated).await
 }
 
-/// Records a permanent failure (or the last transient one).
+/// Records a permanent failure (or the last transient one) of attempt `attempt` (`None`: of
+/// whichever attempt the row is at, when giving up without a call). A holder whose lease ran out
+/// and was taken over records nothing: the newer attempt's outcome is the one that counts. The
+/// record returned is then the current, possibly not final, one.
 pub async fn record_failed(
     pool: &PgPool,
     reminder_id: &str,
+    attempt: Option<i32>,
     error_code: &str,
     error: &str,
     failed_at: DateTime<Utc>,
@@ -166,12 +170,14 @@ pub async fn record_failed(
         "UPDATE reminder_dispatch SET status = 'failed', error_code = $2, error = $3,
              outcome_at = $4, lease_until = NULL, updated_at = now()
          WHERE reminder_id = $1 AND status IN ('sending', 'retrying')
+           AND ($5::int IS NULL OR attempts = $5)
          RETURNING {COLUMNS}"
     )))
     .bind(reminder_id)
     .bind(error_code)
     .bind(error)
     .bind(failed_at)
+    .bind(attempt)
     .fetch_optional(pool)
     .await?;
     final_record(pool, reminder_id, updated).await
@@ -190,11 +196,13 @@ async fn final_record(
     }
 }
 
-/// Records a transient failure: the reminder will be retried, not before `wait` from now.
-/// False when the row was already final (nothing to retry).
+/// Records a transient failure of attempt `attempt`: the reminder will be retried, not before
+/// `wait` from now. False when the row is no longer that attempt in flight (already final, or
+/// taken over by a newer attempt after this one's lease ran out).
 pub async fn record_retry(
     pool: &PgPool,
     reminder_id: &str,
+    attempt: i32,
     error_code: &str,
     error: &str,
     wait: Duration,
@@ -203,12 +211,13 @@ pub async fn record_retry(
         "UPDATE reminder_dispatch SET status = 'retrying', error_code = $2, error = $3,
              lease_until = NULL, next_attempt_at = now() + $4 * interval '1 millisecond',
              updated_at = now()
-         WHERE reminder_id = $1 AND status = 'sending'",
+         WHERE reminder_id = $1 AND status = 'sending' AND attempts = $5",
     )
     .bind(reminder_id)
     .bind(error_code)
     .bind(error)
     .bind(wait.as_millis() as i64)
+    .bind(attempt)
     .execute(pool)
     .await?;
     Ok(r.rows_affected() == 1)

@@ -433,7 +433,14 @@ impl Sender {
                     let record = self
                         .ctx
                         .db_retry(ROLE, shutdown, || {
-                            dispatch::record_failed(pool, &event.id, &code, &error, Utc::now())
+                            dispatch::record_failed(
+                                pool,
+                                &event.id,
+                                None,
+                                &code,
+                                &error,
+                                Utc::now(),
+                            )
                         })
                         .await?;
                     return Ok(Next::publish(record));
@@ -457,6 +464,17 @@ impl Sender {
         Next::Retry {
             delay: Duration::from_millis(retry_in_ms.max(0) as u64),
             outcome: "deferred",
+        }
+    }
+
+    /// What to do after recording an attempt's outcome: publish the reminder's final outcome,
+    /// or, when a newer attempt took over and is still under way, park this copy briefly; it
+    /// comes back, waits for that attempt's lease and publishes its outcome.
+    fn settled(&self, record: DispatchRecord) -> Next {
+        if record.is_final() {
+            Next::publish(record)
+        } else {
+            self.defer(record.retry_in_ms)
         }
     }
 
@@ -518,7 +536,7 @@ impl Sender {
                 let still_open = self
                     .ctx
                     .db_retry(ROLE, shutdown, || {
-                        dispatch::record_retry(pool, &event.id, &e.code, &e.message, delay)
+                        dispatch::record_retry(pool, &event.id, attempt, &e.code, &e.message, delay)
                     })
                     .await?;
                 if still_open {
@@ -527,17 +545,14 @@ impl Sender {
                         outcome: "retry",
                     })
                 } else {
-                    // A handler that took over our expired lease recorded the outcome first.
+                    // Our lease ran out (the answer took longer to record than the lease) and a
+                    // newer attempt took over: its outcome is the one that counts.
                     let record = self
                         .ctx
                         .db_retry(ROLE, shutdown, || dispatch::get(pool, &event.id))
                         .await?
                         .ok_or(HandleError::Database(sqlx::Error::RowNotFound))?;
-                    if record.is_final() {
-                        Ok(Next::duplicate(record))
-                    } else {
-                        Ok(self.defer(record.retry_in_ms))
-                    }
+                    Ok(self.settled(record))
                 }
             }
             Err(e) => {
@@ -553,10 +568,17 @@ impl Sender {
                 let record = self
                     .ctx
                     .db_retry(ROLE, shutdown, || {
-                        dispatch::record_failed(pool, &event.id, &e.code, &e.message, Utc::now())
+                        dispatch::record_failed(
+                            pool,
+                            &event.id,
+                            Some(attempt),
+                            &e.code,
+                            &e.message,
+                            Utc::now(),
+                        )
                     })
                     .await?;
-                Ok(Next::publish(record))
+                Ok(self.settled(record))
             }
         }
     }

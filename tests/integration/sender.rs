@@ -654,6 +654,7 @@ async fn a_reminder_backing_off_cannot_be_claimed_before_its_next_attempt() {
     dispatch::record_retry(
         &pool,
         "r1",
+        1,
         "130429",
         "Rate limit hit",
         Duration::from_secs(60),
@@ -666,7 +667,7 @@ async fn a_reminder_backing_off_cannot_be_claimed_before_its_next_attempt() {
     dispatch::claim(&pool, "r2", &due, "cloud_api", lease, 5)
         .await
         .unwrap();
-    dispatch::record_retry(&pool, "r2", "130429", "Rate limit hit", Duration::ZERO)
+    dispatch::record_retry(&pool, "r2", 1, "130429", "Rate limit hit", Duration::ZERO)
         .await
         .unwrap();
     let due_now = dispatch::claim(&pool, "r2", &due, "cloud_api", lease, 5)
@@ -678,6 +679,40 @@ async fn a_reminder_backing_off_cannot_be_claimed_before_its_next_attempt() {
         "an early claim is told to wait"
     );
     assert!(matches!(due_now, Claim::Send { attempt: 2 }));
+}
+
+#[tokio::test]
+async fn a_handler_whose_lease_was_taken_over_cannot_overwrite_the_newer_attempt() {
+    let env = TestEnv::new();
+    let pool = env.pool().await;
+    let due = sample_due();
+    let lease = Duration::from_secs(30);
+
+    // Attempt 1's lease runs out at once (its handler stalled); attempt 2 takes over.
+    dispatch::claim(&pool, "r1", &due, "cloud_api", Duration::ZERO, 5)
+        .await
+        .unwrap();
+    let newer = dispatch::claim(&pool, "r1", &due, "cloud_api", lease, 5)
+        .await
+        .unwrap();
+    let stale_retry = dispatch::record_retry(&pool, "r1", 1, "131000", "late", Duration::ZERO)
+        .await
+        .unwrap();
+    let stale_failure =
+        dispatch::record_failed(&pool, "r1", Some(1), "131026", "late", chrono::Utc::now())
+            .await
+            .unwrap();
+
+    assert!(matches!(newer, Claim::Send { attempt: 2 }));
+    assert!(
+        !stale_retry,
+        "a stale attempt does not turn the newer one into a retry"
+    );
+    assert_eq!(stale_failure.status, "sending", "nor fails it");
+    assert!(
+        stale_failure.lease_left_ms > 25_000,
+        "the newer lease stands"
+    );
 }
 
 #[tokio::test]
@@ -754,9 +789,16 @@ async fn a_reminder_whose_last_attempt_died_mid_call_fails_rather_than_risk_anot
     dispatch::claim(&pool, &id, &due, "cloud_api", Duration::ZERO, 2)
         .await
         .unwrap();
-    dispatch::record_retry(&pool, &id, "131000", "Something went wrong", Duration::ZERO)
-        .await
-        .unwrap();
+    dispatch::record_retry(
+        &pool,
+        &id,
+        1,
+        "131000",
+        "Something went wrong",
+        Duration::ZERO,
+    )
+    .await
+    .unwrap();
     dispatch::claim(&pool, &id, &due, "cloud_api", Duration::ZERO, 2)
         .await
         .unwrap();
