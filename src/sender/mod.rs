@@ -429,7 +429,6 @@ impl Sender {
                         ),
                     };
                     tracing::warn!(attempts = record.attempts, %code, "no attempts left; giving up");
-                    self.count_send(self.provider.name(), "gave_up");
                     let record = self
                         .ctx
                         .db_retry(ROLE, shutdown, || {
@@ -443,7 +442,7 @@ impl Sender {
                             )
                         })
                         .await?;
-                    return Ok(Next::publish(record));
+                    return Ok(self.settled(record));
                 }
             };
             tokio::select! {
@@ -453,13 +452,14 @@ impl Sender {
         }
     }
 
-    /// A copy of a reminder that is backing off: park it until its next attempt is due. The
-    /// copy that was parked after the failure comes back then as well; whichever claims first
-    /// sends, the other finds the outcome.
+    /// A copy of a reminder that may not be sent now (backing off after a transient error, or
+    /// another handler's attempt is under way): park it until its next attempt is due. The copy
+    /// parked after the failure comes back then as well; whichever claims first sends, the
+    /// other finds the outcome.
     fn defer(&self, retry_in_ms: i64) -> Next {
         tracing::info!(
             retry_in_ms,
-            "the reminder is backing off after a transient error; parking this copy"
+            "the reminder's next attempt is not due yet; parking this copy"
         );
         Next::Retry {
             delay: Duration::from_millis(retry_in_ms.max(0) as u64),
