@@ -480,7 +480,8 @@ async fn a_provider_time_out_is_retried() {
     )
     .await;
     let mut env = cloud_api_env(&mock);
-    env.settings.whatsapp.request_timeout_ms = 300;
+    // Long enough for the mock's prompt answer on a loaded machine, far below its slow one.
+    env.settings.whatsapp.request_timeout_ms = 1000;
     let outcomes = Outcomes::observe(&env).await;
     let app = env.spawn(&[Role::Sender]).await;
 
