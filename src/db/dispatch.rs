@@ -7,7 +7,11 @@
 //! - `sending` with a live lease: another worker is calling the provider; it waits;
 //! - `sending` with an expired lease: the previous holder died during the call, so the outcome
 //!   is unknown; it claims the next attempt (the one documented window for a second send);
-//! - `retrying`: claims the next attempt.
+//! - `retrying`: claims the next attempt once its back-off (`next_attempt_at`) has passed, and
+//!   is told how long to wait before that.
+//!
+//! Every time comparison is made by PostgreSQL (`now()`), so the clocks of sender hosts never
+//! matter.
 
 use std::time::Duration;
 
@@ -29,11 +33,16 @@ pub struct DispatchRecord {
     pub status: String,
     pub attempts: i32,
     pub lease_until: Option<DateTime<Utc>>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
     pub provider: String,
     pub provider_message_id: Option<String>,
     pub error_code: Option<String>,
     pub error: Option<String>,
     pub outcome_at: Option<DateTime<Utc>>,
+    /// Milliseconds left on the lease, by the database's clock (0 when none).
+    pub lease_left_ms: i64,
+    /// Milliseconds until the next attempt may start, by the database's clock (0 when now).
+    pub retry_in_ms: i64,
 }
 
 pub enum Claim {
@@ -41,14 +50,19 @@ pub enum Claim {
     Send { attempt: i32 },
     /// The reminder already has its final outcome.
     Done(Box<DispatchRecord>),
-    /// Another worker holds the lease until the given time.
-    Busy { until: DateTime<Utc> },
+    /// Another worker holds the lease for about this long.
+    Busy { wait: Duration },
+    /// The last attempt failed transiently and the next may not start for this long.
+    NotYet { wait: Duration },
     /// Every attempt was used and the last one's outcome is unknown (its sender died mid-call).
     Exhausted(Box<DispatchRecord>),
 }
 
 const COLUMNS: &str = "reminder_id, id_customer, id_vehicle, phone, customer_name, plate_number, \
-     status, attempts, lease_until, provider, provider_message_id, error_code, error, outcome_at";
+     status, attempts, lease_until, next_attempt_at, provider, provider_message_id, error_code, \
+     error, outcome_at, \
+     greatest(0, ceil(extract(epoch FROM lease_until - now()) * 1000))::bigint AS lease_left_ms, \
+     greatest(0, ceil(extract(epoch FROM next_attempt_at - now()) * 1000))::bigint AS retry_in_ms";
 
 pub async fn claim(
     pool: &PgPool,
@@ -70,7 +84,9 @@ pub async fn claim(
             provider = excluded.provider,
             updated_at = now()
         WHERE d.attempts < $9
-          AND (d.status = 'retrying' OR (d.status = 'sending' AND d.lease_until < now()))
+          AND ((d.status = 'retrying'
+                AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= now()))
+               OR (d.status = 'sending' AND d.lease_until < now()))
         RETURNING attempts
         "#,
     )
@@ -91,13 +107,19 @@ pub async fn claim(
     let record = get(pool, reminder_id)
         .await?
         .ok_or_else(|| sqlx::Error::RowNotFound)?;
+    let ms = |n: i64| Duration::from_millis(n.max(1) as u64);
     Ok(match record.status.as_str() {
         "sent" | "failed" => Claim::Done(Box::new(record)),
-        "sending" if record.lease_until.is_some_and(|t| t > Utc::now()) => Claim::Busy {
-            until: record.lease_until.unwrap_or_else(Utc::now),
+        // Someone holds the lease (possibly for the last attempt): wait for their outcome.
+        "sending" if record.lease_left_ms > 0 => Claim::Busy {
+            wait: ms(record.lease_left_ms),
         },
-        // An expired lease or a retry that was refused: only the attempt limit refuses those.
-        _ => Claim::Exhausted(Box::new(record)),
+        _ if record.attempts >= max_attempts as i32 => Claim::Exhausted(Box::new(record)),
+        // The lease ran out between the two statements: claim again.
+        "sending" => Claim::Busy { wait: ms(1) },
+        _ => Claim::NotYet {
+            wait: Duration::from_millis(record.retry_in_ms.max(0) as u64),
+        },
     })
 }
 
@@ -132,10 +154,14 @@ pub async fn record_sent(
     final_record(pool, reminder_id, updated).await
 }
 
-/// Records a permanent failure (or the last transient one).
+/// Records a permanent failure (or the last transient one) of attempt `attempt` (`None`: of
+/// whichever attempt the row is at, when giving up without a call). A holder whose lease ran out
+/// and was taken over records nothing: the newer attempt's outcome is the one that counts. The
+/// record returned is then the current, possibly not final, one.
 pub async fn record_failed(
     pool: &PgPool,
     reminder_id: &str,
+    attempt: Option<i32>,
     error_code: &str,
     error: &str,
     failed_at: DateTime<Utc>,
@@ -144,12 +170,14 @@ pub async fn record_failed(
         "UPDATE reminder_dispatch SET status = 'failed', error_code = $2, error = $3,
              outcome_at = $4, lease_until = NULL, updated_at = now()
          WHERE reminder_id = $1 AND status IN ('sending', 'retrying')
+           AND ($5::int IS NULL OR attempts = $5)
          RETURNING {COLUMNS}"
     )))
     .bind(reminder_id)
     .bind(error_code)
     .bind(error)
     .bind(failed_at)
+    .bind(attempt)
     .fetch_optional(pool)
     .await?;
     final_record(pool, reminder_id, updated).await
@@ -168,22 +196,28 @@ async fn final_record(
     }
 }
 
-/// Records a transient failure: the reminder will be retried. False when the row was already
-/// final (nothing to retry).
+/// Records a transient failure of attempt `attempt`: the reminder will be retried, not before
+/// `wait` from now. False when the row is no longer that attempt in flight (already final, or
+/// taken over by a newer attempt after this one's lease ran out).
 pub async fn record_retry(
     pool: &PgPool,
     reminder_id: &str,
+    attempt: i32,
     error_code: &str,
     error: &str,
+    wait: Duration,
 ) -> Result<bool, sqlx::Error> {
     let r = sqlx::query(
         "UPDATE reminder_dispatch SET status = 'retrying', error_code = $2, error = $3,
-             lease_until = NULL, updated_at = now()
-         WHERE reminder_id = $1 AND status = 'sending'",
+             lease_until = NULL, next_attempt_at = now() + $4 * interval '1 millisecond',
+             updated_at = now()
+         WHERE reminder_id = $1 AND status = 'sending' AND attempts = $5",
     )
     .bind(reminder_id)
     .bind(error_code)
     .bind(error)
+    .bind(wait.as_millis() as i64)
+    .bind(attempt)
     .execute(pool)
     .await?;
     Ok(r.rows_affected() == 1)

@@ -2,13 +2,19 @@
 //! configured provider, and publishes `message.sent` or `message.failed`.
 //!
 //! Per delivery: parse and validate (a bad event is dead-lettered with its reason); look up the
-//! reminder's dispatch record (already final: re-publish the same outcome, send nothing); wait
-//! for the per-recipient gap and the process-wide rate; claim the attempt in PostgreSQL; call
-//! the provider; record the answer; publish the outcome (or park the message in a retry delay
-//! queue after a transient error) and wait for the broker's confirm; only then ack.
+//! reminder's dispatch record (already final: re-publish the same outcome, send nothing; backing
+//! off: park this copy until the next attempt is due); wait for the per-recipient gap and the
+//! process-wide rate; claim the attempt in PostgreSQL (another handler holds it: wait for its
+//! outcome); call the provider; record the answer; publish the outcome (or park the message in
+//! a retry delay queue after a transient error) and wait for the broker's confirm; only then ack.
 //!
 //! Up to `sender.concurrency` deliveries are handled at once (the prefetch matches), so a slow
 //! provider does not serialise sends, and a retrying message never blocks the others.
+//!
+//! `reminder_events_consumed_total{role="sender"}` outcomes: `sent`, `failed` (this delivery
+//! produced the outcome), `duplicate` (the reminder already had it: re-published, nothing
+//! sent), `retry` (parked after a transient error), `deferred` (a copy parked because its
+//! reminder is backing off), `dead_lettered`, `error` (requeued after a database error).
 
 pub mod providers;
 pub mod rate_limit;
@@ -44,6 +50,10 @@ use rate_limit::{RateLimiter, RecipientGap};
 use render::{MessageTemplate, MessageVars, format_date};
 
 const ROLE: &str = "sender";
+/// A reminder backing off for longer than this is parked again rather than waited for in place.
+const DEFER_THRESHOLD_MS: i64 = 50;
+/// Longest pause between two claims of a reminder another handler is sending.
+const MAX_BUSY_POLL: Duration = Duration::from_millis(500);
 /// CloudEvents `source` of the outcome events.
 pub const SOURCE: &str = "reminder/sender";
 
@@ -82,10 +92,33 @@ impl From<DbError> for HandleError {
 }
 
 enum Next {
-    /// Publish this final outcome, then ack.
-    Publish(Box<DispatchRecord>),
-    /// Park the message for `delay`, then ack.
-    Retry { delay: Duration },
+    /// Publish this final outcome, then ack. `duplicate`: the reminder already had this outcome
+    /// before this delivery (a redelivery or a duplicate), so nothing was sent for it.
+    Publish {
+        record: Box<DispatchRecord>,
+        duplicate: bool,
+    },
+    /// Park the message for `delay`, then ack. `outcome` is the metric label: `retry` after a
+    /// transient error, `deferred` for a copy that arrived while the reminder was backing off.
+    Retry {
+        delay: Duration,
+        outcome: &'static str,
+    },
+}
+
+impl Next {
+    fn publish(record: DispatchRecord) -> Next {
+        Next::Publish {
+            record: Box::new(record),
+            duplicate: false,
+        }
+    }
+    fn duplicate(record: DispatchRecord) -> Next {
+        Next::Publish {
+            record: Box::new(record),
+            duplicate: true,
+        }
+    }
 }
 
 impl Sender {
@@ -181,7 +214,10 @@ impl Sender {
             let publisher = publisher.clone();
             let shutdown = shutdown.clone();
             let broken = broken.clone();
-            let span = tracing::info_span!("reminder", role = ROLE, event_id = %delivery.id_hint());
+            // The event id is known once the event is parsed (structured events carry it in
+            // the body); until then, and for bad events, the AMQP message id or `ce-id`.
+            let span =
+                tracing::info_span!("reminder", role = ROLE, event_id = tracing::field::Empty);
             tasks.spawn(
                 async move {
                     let _permit = permit;
@@ -260,8 +296,12 @@ impl Sender {
             Ok::<_, crate::domain::EventError>((event, due))
         });
         let (event, due) = match parsed {
-            Ok(v) => v,
+            Ok(v) => {
+                tracing::Span::current().record("event_id", v.0.id.as_str());
+                v
+            }
             Err(e) => {
+                tracing::Span::current().record("event_id", delivery.id_hint().as_str());
                 tracing::warn!(reason = %e, "dead-lettering an invalid maintenance.due");
                 dead_letter(
                     publisher,
@@ -282,21 +322,24 @@ impl Sender {
         };
         let next = self.decide(&event, &due, shutdown).await?;
         match next {
-            Next::Publish(record) => {
+            Next::Publish { record, duplicate } => {
                 let (ty, id, body) = record
                     .outcome_event(SOURCE)
                     .expect("decide only returns final records");
                 publisher.publish_event(ty, &id, body).await?;
                 self.ctx.metrics.published(ty);
                 delivery.acker.ack(BasicAckOptions::default()).await?;
-                self.ctx
-                    .metrics
-                    .consumed(ROLE, MAINTENANCE_DUE, record.status_label());
+                let outcome = if duplicate {
+                    "duplicate"
+                } else {
+                    record.status_label()
+                };
+                self.ctx.metrics.consumed(ROLE, MAINTENANCE_DUE, outcome);
             }
-            Next::Retry { delay } => {
+            Next::Retry { delay, outcome } => {
                 self.park(publisher, delivery, delay).await?;
                 delivery.acker.ack(BasicAckOptions::default()).await?;
-                self.ctx.metrics.consumed(ROLE, MAINTENANCE_DUE, "retry");
+                self.ctx.metrics.consumed(ROLE, MAINTENANCE_DUE, outcome);
             }
         }
         Ok(())
@@ -314,10 +357,15 @@ impl Sender {
             .ctx
             .db_retry(ROLE, shutdown, || dispatch::get(pool, &event.id))
             .await?;
-        if let Some(record) = known.filter(|r| r.is_final()) {
-            tracing::info!(status = %record.status, "already handled; re-publishing its outcome");
-            self.ctx.metrics.duplicates_suppressed.inc();
-            return Ok(Next::Publish(Box::new(record)));
+        if let Some(record) = known {
+            if record.is_final() {
+                tracing::info!(status = %record.status, "already handled; re-publishing its outcome");
+                self.ctx.metrics.duplicates_suppressed.inc();
+                return Ok(Next::duplicate(record));
+            }
+            if record.status == "retrying" && record.retry_in_ms > DEFER_THRESHOLD_MS {
+                return Ok(self.defer(record.retry_in_ms));
+            }
         }
         // Rate limits come before the claim, so waiting never eats into the claim's lease.
         tokio::select! {
@@ -343,45 +391,90 @@ impl Sender {
                     )
                 })
                 .await?;
-            match claim {
+            let wait = match claim {
                 Claim::Send { attempt } => {
                     return self.attempt(event, due, attempt, shutdown).await;
                 }
                 Claim::Done(record) => {
+                    tracing::info!(status = %record.status, "handled meanwhile by another delivery; re-publishing its outcome");
                     self.ctx.metrics.duplicates_suppressed.inc();
-                    return Ok(Next::Publish(record));
+                    return Ok(Next::duplicate(*record));
                 }
-                Claim::Busy { until } => {
-                    // Another worker is calling the provider for this reminder right now.
-                    let wait = (until - Utc::now())
-                        .to_std()
-                        .unwrap_or_default()
-                        .clamp(Duration::from_millis(100), Duration::from_secs(1));
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return Err(HandleError::Shutdown),
-                        _ = tokio::time::sleep(wait) => {}
-                    }
-                }
-                Claim::Exhausted(record) => {
-                    tracing::warn!(
-                        attempts = record.attempts,
-                        "no attempts left and the last one's outcome is unknown; giving up"
+                // Another handler (here or in another process) is calling the provider for this
+                // reminder right now; its outcome is ours. Leases are short (one provider
+                // call), so polling beats parking the message.
+                Claim::Busy { wait } => {
+                    tracing::debug!(
+                        lease_left_ms = wait.as_millis() as u64,
+                        "another handler is sending this reminder; waiting for its outcome"
                     );
+                    wait.clamp(Duration::from_millis(20), MAX_BUSY_POLL)
+                }
+                Claim::NotYet { wait } if wait.as_millis() as i64 > DEFER_THRESHOLD_MS => {
+                    return Ok(self.defer(wait.as_millis() as i64));
+                }
+                Claim::NotYet { wait } => wait.max(Duration::from_millis(1)),
+                Claim::Exhausted(record) => {
+                    // Only reachable when the last attempt's handler died mid-call (its outcome
+                    // is unknown, so another call could send twice) or when max_attempts was
+                    // lowered below the attempts already made.
+                    let (code, error) = match (&*record.status, &record.error_code) {
+                        ("retrying", Some(code)) => {
+                            (code.clone(), record.error.clone().unwrap_or_default())
+                        }
+                        _ => (
+                            "attempts_exhausted".to_string(),
+                            "every attempt was used; the last one ended without an answer"
+                                .to_string(),
+                        ),
+                    };
+                    tracing::warn!(attempts = record.attempts, %code, "no attempts left; giving up");
                     let record = self
                         .ctx
                         .db_retry(ROLE, shutdown, || {
                             dispatch::record_failed(
                                 pool,
                                 &event.id,
-                                "attempts_exhausted",
-                                "every attempt was used; the last one ended without an answer",
+                                None,
+                                &code,
+                                &error,
                                 Utc::now(),
                             )
                         })
                         .await?;
-                    return Ok(Next::Publish(Box::new(record)));
+                    return Ok(self.settled(record));
                 }
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => return Err(HandleError::Shutdown),
+                _ = tokio::time::sleep(wait) => {}
             }
+        }
+    }
+
+    /// A copy of a reminder that may not be sent now (backing off after a transient error, or
+    /// another handler's attempt is under way): park it until its next attempt is due. The copy
+    /// parked after the failure comes back then as well; whichever claims first sends, the
+    /// other finds the outcome.
+    fn defer(&self, retry_in_ms: i64) -> Next {
+        tracing::info!(
+            retry_in_ms,
+            "the reminder's next attempt is not due yet; parking this copy"
+        );
+        Next::Retry {
+            delay: Duration::from_millis(retry_in_ms.max(0) as u64),
+            outcome: "deferred",
+        }
+    }
+
+    /// What to do after recording an attempt's outcome: publish the reminder's final outcome,
+    /// or, when a newer attempt took over and is still under way, park this copy briefly; it
+    /// comes back, waits for that attempt's lease and publishes its outcome.
+    fn settled(&self, record: DispatchRecord) -> Next {
+        if record.is_final() {
+            Next::publish(record)
+        } else {
+            self.defer(record.retry_in_ms)
         }
     }
 
@@ -426,7 +519,7 @@ impl Sender {
                         )
                     })
                     .await?;
-                Ok(Next::Publish(Box::new(record)))
+                Ok(Next::publish(record))
             }
             Err(e)
                 if e.is_transient()
@@ -438,23 +531,28 @@ impl Sender {
                     .send_retries
                     .get_or_create(&ProviderLabels { provider })
                     .inc();
-                let delay = self.retry_delay(attempt as u32, e.retry_after);
+                let delay = self.backoff(attempt as u32, e.retry_after);
                 tracing::warn!(code = %e.code, error = %e.message, retry_in_ms = delay.as_millis() as u64, "transient provider error; will retry");
                 let still_open = self
                     .ctx
                     .db_retry(ROLE, shutdown, || {
-                        dispatch::record_retry(pool, &event.id, &e.code, &e.message)
+                        dispatch::record_retry(pool, &event.id, attempt, &e.code, &e.message, delay)
                     })
                     .await?;
                 if still_open {
-                    Ok(Next::Retry { delay })
+                    Ok(Next::Retry {
+                        delay,
+                        outcome: "retry",
+                    })
                 } else {
+                    // Our lease ran out (the answer took longer to record than the lease) and a
+                    // newer attempt took over: its outcome is the one that counts.
                     let record = self
                         .ctx
                         .db_retry(ROLE, shutdown, || dispatch::get(pool, &event.id))
                         .await?
                         .ok_or(HandleError::Database(sqlx::Error::RowNotFound))?;
-                    Ok(Next::Publish(Box::new(record)))
+                    Ok(self.settled(record))
                 }
             }
             Err(e) => {
@@ -470,10 +568,17 @@ impl Sender {
                 let record = self
                     .ctx
                     .db_retry(ROLE, shutdown, || {
-                        dispatch::record_failed(pool, &event.id, &e.code, &e.message, Utc::now())
+                        dispatch::record_failed(
+                            pool,
+                            &event.id,
+                            Some(attempt),
+                            &e.code,
+                            &e.message,
+                            Utc::now(),
+                        )
                     })
                     .await?;
-                Ok(Next::Publish(Box::new(record)))
+                Ok(self.settled(record))
             }
         }
     }
@@ -511,53 +616,60 @@ impl Sender {
         }
     }
 
-    /// The delay queue level for retry number `retry`: exponential, raised to honour the
-    /// provider's Retry-After. Levels are a fixed ladder so the number of delay queues stays
-    /// small whatever the provider asks.
-    fn retry_delay(&self, retry: u32, retry_after: Option<Duration>) -> Duration {
-        let s = &self.ctx.settings.sender;
-        let mut level = s.retry_delay(retry);
-        if let Some(wanted) = retry_after {
-            let mut n = retry;
-            while level < wanted && level < Duration::from_millis(s.retry_max_ms) {
-                n += 1;
-                level = s.retry_delay(n);
-            }
-        }
-        level
+    /// The wait before retry number `retry`: exponential (`sender.retry_initial_ms` doubling up
+    /// to `sender.retry_max_ms`) with jitter (75–100 %) so a burst of failures does not come
+    /// back as a burst, and never shorter than the provider's `Retry-After`.
+    fn backoff(&self, retry: u32, retry_after: Option<Duration>) -> Duration {
+        let level = self.ctx.settings.sender.retry_delay(retry);
+        let jittered = level.mul_f64(rand::random_range(0.75..=1.0));
+        retry_after.map_or(jittered, |wanted| jittered.max(wanted))
     }
 
-    /// Publishes the message to the delay queue for `delay`; it comes back to the sender queue
-    /// when it expires. The per-message expiration adds jitter (75–100 % of the level) so
-    /// retries of a burst spread out; messages in one level expire within a quarter of the
-    /// level of each other, which bounds head-of-line waiting.
+    /// The delay queue a wait of `wait` parks in: the shortest level of the fixed ladder
+    /// (`retry_initial_ms` doubling up to `retry_max_ms`) that covers it, so the number of delay
+    /// queues stays small whatever the provider asks. A wait beyond the top level comes back
+    /// early and is parked again for the rest (see `defer`).
+    fn level_for(&self, wait: Duration) -> Duration {
+        let s = &self.ctx.settings.sender;
+        let top = Duration::from_millis(s.retry_max_ms);
+        (1..=64)
+            .map(|n| s.retry_delay(n))
+            .find(|level| *level >= wait || *level >= top)
+            .unwrap_or(top)
+    }
+
+    /// Publishes the message to the delay queue covering `wait`, with a per-message expiration
+    /// of exactly `wait` (at most the level); the queue dead-letters it back to the sender queue
+    /// when it expires. Expiry happens at the head of a queue only, so a message can wait behind
+    /// a longer one of its level, never behind one of a longer level.
     async fn park(
         &self,
         publisher: &Publisher,
         delivery: &Delivery,
-        delay: Duration,
+        wait: Duration,
     ) -> Result<(), HandleError> {
-        let queue = self.topology.retry_queue(delay);
+        let level = self.level_for(wait);
+        let queue = self.topology.retry_queue(level);
         let needs_declare = !self
             .declared_delays
             .lock()
             .expect("lock")
-            .contains(&delay.as_millis());
+            .contains(&level.as_millis());
         if needs_declare {
             self.topology
-                .declare_retry_queue(publisher.channel(), delay)
+                .declare_retry_queue(publisher.channel(), level)
                 .await
                 .map_err(PublishError::Broker)?;
             self.declared_delays
                 .lock()
                 .expect("lock")
-                .insert(delay.as_millis());
+                .insert(level.as_millis());
         }
-        let jittered = delay.mul_f64(rand::random_range(0.75..=1.0));
+        let expire = wait.min(level);
         let properties = delivery
             .properties
             .clone()
-            .with_expiration(jittered.as_millis().to_string().into())
+            .with_expiration(expire.as_millis().to_string().into())
             .with_delivery_mode(2);
         publisher
             .publish(Outgoing {

@@ -4,4 +4,6 @@ mod cli;
 mod helpers;
 mod pipeline;
 mod producer;
+mod providers;
+mod sender;
 mod tracker;

@@ -10,7 +10,9 @@
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
-use super::{OutboundMessage, Receipt, SendError, WhatsappProvider, retry_after};
+use super::{
+    OutboundMessage, Receipt, SendError, WhatsappProvider, is_transient_status, retry_after,
+};
 use crate::configuration::CloudApiSettings;
 
 pub struct CloudApiClient {
@@ -106,8 +108,9 @@ impl CloudApiClient {
     }
 }
 
-/// Classifies an error answer: 429 and 5xx are transient whatever the body says; otherwise the
-/// error code decides.
+/// Classifies an error answer: 429, 408 and 5xx are transient whatever the body says;
+/// otherwise the error code decides. `code` is the provider's code when the body has one, else
+/// `http_<status>`.
 pub fn classify(status: u16, body: Option<&Value>) -> SendError {
     let error = body.and_then(|b| b.get("error"));
     let code = error.and_then(|e| e.get("code")).and_then(Value::as_i64);
@@ -126,7 +129,7 @@ pub fn classify(status: u16, body: Option<&Value>) -> SendError {
         .map(|c| c.to_string())
         .unwrap_or_else(|| format!("http_{status}"));
     let transient =
-        status == 429 || status >= 500 || code.is_some_and(|c| TRANSIENT_CODES.contains(&c));
+        is_transient_status(status) || code.is_some_and(|c| TRANSIENT_CODES.contains(&c));
     if transient {
         SendError::transient(code_text, message)
     } else {

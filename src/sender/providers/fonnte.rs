@@ -6,7 +6,9 @@
 use futures::future::BoxFuture;
 use serde_json::Value;
 
-use super::{OutboundMessage, Receipt, SendError, WhatsappProvider, retry_after};
+use super::{
+    OutboundMessage, Receipt, SendError, WhatsappProvider, is_transient_status, retry_after,
+};
 use crate::configuration::FonnteSettings;
 
 pub struct FonnteClient {
@@ -40,23 +42,28 @@ impl FonnteClient {
             .send()
             .await
             .map_err(|e| SendError::from_reqwest(&e))?;
-        let status = response.status();
+        let status = response.status().as_u16();
         let wait = retry_after(response.headers());
-        if status.as_u16() == 429 || status.is_server_error() {
-            let mut e =
-                SendError::transient(format!("http_{}", status.as_u16()), "Fonnte is unavailable");
+        if is_transient_status(status) {
+            let mut e = SendError::transient(format!("http_{status}"), "Fonnte is unavailable");
             e.retry_after = wait;
             return Err(e);
         }
+        if !(200..300).contains(&status) {
+            // An HTML error page is as final as a JSON one: the request itself was refused.
+            let body: Option<Value> = response.json().await.ok();
+            return Err(SendError::permanent(
+                format!("http_{status}"),
+                body.as_ref()
+                    .map(reason)
+                    .unwrap_or_else(|| "no reason given".into()),
+            ));
+        }
+        // A 2xx whose body is not Fonnte's JSON came from something in front of Fonnte (a proxy,
+        // a maintenance page), not from Fonnte accepting the message: worth another try.
         let body: Value = response.json().await.map_err(|e| {
             SendError::transient("bad_response", format!("unreadable Fonnte response: {e}"))
         })?;
-        if !status.is_success() {
-            return Err(SendError::permanent(
-                format!("http_{}", status.as_u16()),
-                reason(&body),
-            ));
-        }
         if body.get("status").and_then(Value::as_bool) == Some(true) {
             let id = match body.pointer("/id/0") {
                 Some(Value::String(s)) => s.clone(),
@@ -70,6 +77,7 @@ impl FonnteClient {
                 provider_message_id: id,
             })
         } else {
+            // Fonnte has no error codes, only a `reason` text, and answers refusals with 200.
             Err(SendError::permanent("fonnte_rejected", reason(&body)))
         }
     }

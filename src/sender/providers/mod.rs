@@ -72,16 +72,23 @@ impl SendError {
         self.class == ErrorClass::Transient
     }
 
-    /// Time-outs and connection failures of the HTTP client: always transient.
+    /// Failures of the HTTP exchange itself: always transient. `timeout` when the provider did
+    /// not answer within `whatsapp.request_timeout_ms`, `connect` when no answer could be had
+    /// (refused, reset, closed early), `bad_response` when the answer could not be read.
     pub fn from_reqwest(e: &reqwest::Error) -> SendError {
         if e.is_timeout() {
             SendError::transient("timeout", "the provider did not answer in time")
-        } else if e.is_connect() {
-            SendError::transient("connect", "cannot connect to the provider")
-        } else if e.is_decode() || e.is_body() {
+        } else if e.is_decode() {
             SendError::transient("bad_response", format!("unreadable provider response: {e}"))
         } else {
-            SendError::transient("http_error", format!("request failed: {e}"))
+            // reqwest's Display stops at "error sending request"; the cause says why.
+            let mut reason = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(cause) = source {
+                reason = format!("{reason}: {cause}");
+                source = cause.source();
+            }
+            SendError::transient("connect", format!("no answer from the provider: {reason}"))
         }
     }
 }
@@ -125,15 +132,60 @@ pub fn from_settings(settings: &WhatsappSettings) -> anyhow::Result<Arc<dyn What
     })
 }
 
-/// Reads a `Retry-After` header given in seconds (the HTTP-date form is rare for APIs and
-/// treated as absent).
+/// The longest `Retry-After` honoured; a larger value is taken as this (it still waits, and
+/// bounds what a broken header can do).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// Reads a `Retry-After` header, in seconds or as an HTTP date (RFC 9110 §10.2.3).
 pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    headers
+    let value = headers
         .get(reqwest::header::RETRY_AFTER)?
         .to_str()
         .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(Duration::from_secs)
+        .trim();
+    let wait = match value.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds.min(MAX_RETRY_AFTER.as_secs())),
+        Err(_) => {
+            let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+            (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
+                .to_std()
+                .unwrap_or_default()
+        }
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
+}
+
+/// Statuses that mean "try again later" whatever the body says: 429, every 5xx, and 408
+/// (the provider timed out waiting for our request, which is a time-out like any other).
+pub fn is_transient_status(status: u16) -> bool {
+    status == 429 || status == 408 || status >= 500
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+
+    fn headers(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, HeaderValue::from_str(v).unwrap());
+        h
+    }
+
+    #[test]
+    fn retry_after_is_read_in_seconds_and_as_an_http_date() {
+        assert_eq!(retry_after(&headers("7")), Some(Duration::from_secs(7)));
+        let in_a_minute = (chrono::Utc::now() + chrono::TimeDelta::seconds(60))
+            .format("%a, %d %b %Y %H:%M:%S GMT")
+            .to_string();
+        let wait = retry_after(&headers(&in_a_minute)).unwrap();
+        assert!(wait > Duration::from_secs(55) && wait <= Duration::from_secs(60));
+        assert_eq!(
+            retry_after(&headers("Wed, 21 Oct 2015 07:28:00 GMT")),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(retry_after(&headers("soon")), None);
+        assert_eq!(retry_after(&headers("99999999999")), Some(MAX_RETRY_AFTER));
+        assert_eq!(retry_after(&HeaderMap::new()), None);
+    }
 }
