@@ -3,4 +3,5 @@
 mod dashboard;
 mod export;
 mod helpers;
+mod metrics;
 mod pipeline;
