@@ -181,6 +181,8 @@ pub struct FonnteSettings {
 #[derive(Clone, Deserialize)]
 pub struct HttpSettings {
     pub bind: String,
+    /// Where a process without the api role serves /metrics, /healthz and /readyz ("": not).
+    pub metrics_bind: String,
     pub api_token: Secret,
     pub request_timeout_ms: u64,
     pub max_concurrent_requests: usize,
@@ -263,6 +265,7 @@ impl std::fmt::Debug for HttpSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpSettings")
             .field("bind", &self.bind)
+            .field("metrics_bind", &self.metrics_bind)
             .field("api_token", &self.api_token)
             .field("request_timeout_ms", &self.request_timeout_ms)
             .field("max_concurrent_requests", &self.max_concurrent_requests)
@@ -399,6 +402,7 @@ impl Settings {
             }
         }
         self.http.socket_addr()?;
+        self.http.metrics_socket_addr()?;
         if self.http.max_concurrent_requests == 0 {
             return Err(invalid(
                 "http.max_concurrent_requests",
@@ -460,6 +464,19 @@ impl HttpSettings {
         self.bind
             .parse()
             .map_err(|_| invalid("http.bind", format!("not an address:port: {:?}", self.bind)))
+    }
+    /// `http.metrics_bind`, or `None` when empty.
+    pub fn metrics_socket_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        let bind = self.metrics_bind.trim();
+        if bind.is_empty() {
+            return Ok(None);
+        }
+        bind.parse().map(Some).map_err(|_| {
+            invalid(
+                "http.metrics_bind",
+                format!("not an address:port: {:?}", self.metrics_bind),
+            )
+        })
     }
 }
 

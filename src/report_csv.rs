@@ -38,7 +38,7 @@ pub fn row(r: &ReportDetail) -> String {
         r.id_customer,
         r.id_vehicle,
         text(&r.customer_name),
-        r.customer_phone.as_deref().map(quote).unwrap_or_default(),
+        r.customer_phone.as_deref().map(phone).unwrap_or_default(),
         text(&r.plate_number),
         text(&r.brand),
         text(&r.model),
@@ -63,6 +63,21 @@ fn escape(s: &str) -> String {
     }
 }
 
+/// A phone number keeps its leading `+` (it is data, and a `'` would show in every consumer
+/// but a spreadsheet). Phone fields are free text upstream, though: anything that does not look
+/// like a phone number is defused like other text.
+fn phone(s: &str) -> String {
+    let looks_like_phone = s.starts_with(|c: char| c == '+' || c == '(' || c.is_ascii_digit())
+        && s.chars()
+            .skip(1)
+            .all(|c| c.is_ascii_digit() || matches!(c, ' ' | '-' | '(' | ')' | '.'));
+    if looks_like_phone {
+        quote(s)
+    } else {
+        escape(s)
+    }
+}
+
 fn quote(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) || s.starts_with(' ') || s.ends_with(' ') {
         format!("\"{}\"", s.replace('"', "\"\""))
@@ -81,7 +96,11 @@ mod tests {
         assert_eq!(quote("a,b"), "\"a,b\"");
         assert_eq!(quote("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(escape("=HYPERLINK(1)"), "'=HYPERLINK(1)");
-        assert_eq!(quote("+62 812"), "+62 812");
+        assert_eq!(phone("+62 812-3456 (7890)"), "+62 812-3456 (7890)");
+        assert_eq!(phone("0812.3456.7890"), "0812.3456.7890");
+        assert_eq!(phone("+1+cmd|' /C calc'!A0"), "'+1+cmd|' /C calc'!A0");
+        assert_eq!(phone("-1+1"), "'-1+1");
+        assert_eq!(phone("=1+1"), "'=1+1");
         assert_eq!(header().trim_end().split(',').count(), COLUMNS.len());
     }
 }

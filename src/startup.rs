@@ -77,6 +77,8 @@ pub struct Application {
     ctx: AppContext,
     roles: Vec<Role>,
     listener: Option<TcpListener>,
+    /// `http.metrics_bind`, for a process without the api role.
+    operations_listener: Option<TcpListener>,
     broker_shutdown: CancellationToken,
 }
 
@@ -93,6 +95,14 @@ impl Application {
         } else {
             None
         };
+        let operations_listener = match settings.http.metrics_socket_addr()? {
+            Some(addr) if !roles.contains(&Role::Api) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} (http.metrics_bind)"))?,
+            ),
+            _ => None,
+        };
         let names: Vec<&str> = roles.iter().map(|r| r.name()).collect();
         let broker_shutdown = CancellationToken::new();
         let ctx = connect(
@@ -105,6 +115,7 @@ impl Application {
             ctx,
             roles,
             listener,
+            operations_listener,
             broker_shutdown,
         })
     }
@@ -121,6 +132,14 @@ impl Application {
             .map(|a| a.port())
     }
 
+    /// The port of `http.metrics_bind`, when this process serves it (no api role).
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.operations_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+            .map(|a| a.port())
+    }
+
     /// Runs the roles until `shutdown`, then gives in-flight work
     /// `runtime.shutdown_timeout_secs` to finish and closes the broker connection.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -128,8 +147,16 @@ impl Application {
             ctx,
             roles,
             mut listener,
+            operations_listener,
             broker_shutdown,
         } = self;
+        let operations = operations_listener.map(|l| {
+            tokio::spawn(crate::api::serve_operations(
+                ctx.clone(),
+                l,
+                shutdown.clone(),
+            ))
+        });
         let mut tasks: JoinSet<(Role, anyhow::Result<()>)> = JoinSet::new();
         for role in &roles {
             let ctx = ctx.clone();
@@ -137,15 +164,18 @@ impl Application {
             let role = *role;
             match role {
                 Role::Producer => {
+                    ctx.metrics.init_producer();
                     let producer = Arc::new(Producer::new(ctx)?);
                     tasks.spawn(async move { (role, producer.run_scheduled(shutdown).await) });
                 }
                 Role::Sender => {
                     let provider = providers::from_settings(&ctx.settings.whatsapp)?;
+                    ctx.metrics.init_sender(provider.name());
                     let sender = Arc::new(Sender::new(ctx, provider)?);
                     tasks.spawn(async move { (role, sender.run(shutdown).await) });
                 }
                 Role::Tracker => {
+                    ctx.metrics.init_tracker();
                     let tracker = Arc::new(Tracker::new(ctx));
                     tasks.spawn(async move { (role, tracker.run(shutdown).await) });
                 }
@@ -198,6 +228,16 @@ impl Application {
                 );
                 tasks.abort_all();
                 break;
+            }
+        }
+        shutdown.cancel();
+        if let Some(operations) = operations {
+            match operations.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %format!("{e:#}"), "the metrics endpoint failed")
+                }
+                Err(e) => tracing::warn!(error = %e, "the metrics endpoint panicked"),
             }
         }
         broker_shutdown.cancel();

@@ -230,6 +230,33 @@ pub async fn serve(
     Ok(())
 }
 
+/// `/metrics`, `/healthz` and `/readyz` alone (on `http.metrics_bind`), so a process without
+/// the api role (a sender or tracker replica) can be scraped and health-checked. No token: like
+/// the API's own `/metrics`, these say nothing about customers.
+pub async fn serve_operations(
+    ctx: AppContext,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let tz = ctx.settings.producer.tz()?;
+    let state = ApiState {
+        ctx,
+        tz,
+        openapi: Arc::new(utoipa::openapi::OpenApiBuilder::new().build()),
+    };
+    let app = Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::metrics))
+        .fallback(not_found)
+        .with_state(state);
+    tracing::info!(address = %listener.local_addr()?, "metrics endpoint listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await?;
+    Ok(())
+}
+
 /// Keeps the `reminder_over_reminded_pairs` gauge current (every minute) so operators can
 /// alert on it without the API computing it per scrape.
 async fn refresh_over_reminded(ctx: AppContext, shutdown: CancellationToken) {

@@ -310,6 +310,11 @@ pub struct MessageRecord {
     pub error: Option<String>,
     pub attempts: i32,
     pub at: DateTime<Utc>,
+    /// The customer's name from the master data (else what the pair's report recorded; null
+    /// when neither knows it), so a list of failures can say who was not reached.
+    pub customer_name: Option<String>,
+    /// The vehicle's plate number, from the same sources.
+    pub plate_number: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -334,10 +339,16 @@ pub async fn messages(
         .map(|p| (p.start, p.end))
         .unwrap_or((None, None));
     let rows: Vec<MessageRecord> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT reminder_id, id_customer, id_vehicle, status, provider, provider_message_id,
-                error_code, error, attempts, at
-         FROM message_log {MESSAGE_FILTER}
-         ORDER BY at DESC, event_id LIMIT $6 OFFSET $7"
+        "SELECT m.reminder_id, m.id_customer, m.id_vehicle, m.status, m.provider,
+                m.provider_message_id, m.error_code, m.error, m.attempts, m.at,
+                coalesce(c.name, r.customer_name) AS customer_name,
+                coalesce(v.plate_number, r.plate_number) AS plate_number
+         FROM (SELECT * FROM message_log {MESSAGE_FILTER}
+               ORDER BY at DESC, event_id LIMIT $6 OFFSET $7) m
+         LEFT JOIN customers c ON c.id = m.id_customer
+         LEFT JOIN vehicles v ON v.id = m.id_vehicle
+         LEFT JOIN whatsapp_report r ON r.id_customer = m.id_customer AND r.id_vehicle = m.id_vehicle
+         ORDER BY m.at DESC, m.event_id"
     )))
     .bind(&filter.status)
     .bind(filter.customer)

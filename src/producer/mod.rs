@@ -175,6 +175,11 @@ impl Producer {
         {
             tracing::info!("today's scan was already done by another producer; skipping");
             summary.skipped_as_done = true;
+            self.ctx
+                .metrics
+                .producer_runs
+                .get_or_create(&OutcomeLabels { outcome: "skipped" })
+                .inc();
             return Ok(summary);
         }
         let run_id = producer_runs::start(pool, run_date, trigger.as_str()).await?;

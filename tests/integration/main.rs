@@ -1,7 +1,10 @@
 //! Integration tests against the real PostgreSQL and RabbitMQ (one binary, one module per area).
 
 mod cli;
+mod dashboard;
+mod export;
 mod helpers;
+mod metrics;
 mod pipeline;
 mod producer;
 mod providers;

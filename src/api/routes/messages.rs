@@ -14,7 +14,7 @@ use crate::db::reports::{self, MessageFilter, MessageRecord};
     path = "/whatsapp-report/messages",
     tag = "messages",
     summary = "Message history",
-    description = "Every reminder sent or failed, newest first. Kept when reports are reset or deleted.",
+    description = "Every reminder sent or failed, newest first, with the customer's name and plate number where known. Kept when reports are reset or deleted.",
     params(
         ("status" = Option<String>, Query, description = "`sent` or `failed`"),
         ("customer" = Option<uuid::Uuid>, Query, description = "Only this customer"),
