@@ -34,10 +34,17 @@ async fn logged(pool: &PgPool) -> i64 {
         .unwrap()
 }
 
-/// Waits until the tracker queue is empty and nothing is unacked.
-async fn drained(amqp: &Amqp) {
+/// Waits until the tracker has taken `deliveries` messages through its batches (counted,
+/// duplicate or dead-lettered), read from its own batch-size histogram.
+async fn processed(app: &TestApp, deliveries: u64) {
     wait_until(Duration::from_secs(20), || async {
-        amqp.depth(&amqp.topology.tracker_queue).await == 0
+        let metrics = app.ctx.metrics.render();
+        let sum = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("reminder_tracker_batch_size_sum "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0);
+        sum as u64 >= deliveries
     })
     .await;
 }
@@ -80,7 +87,7 @@ async fn the_same_message_sent_delivered_five_times_counts_once() {
         logged(app.pool()).await == 2
     })
     .await;
-    drained(&amqp).await;
+    processed(&app, 6).await;
     assert_eq!(sum_frequency(app.pool()).await, 2);
     let report = reports::by_pair(app.pool(), customer, vehicle)
         .await
@@ -145,7 +152,7 @@ async fn a_batch_committed_but_never_acked_counts_nothing_more_when_redelivered(
 
     // The real tracker gets the whole batch again and counts none of it.
     let app = env.spawn(&[Role::Tracker]).await;
-    drained(&amqp).await;
+    processed(&app, 50).await;
     assert_eq!(amqp.depth(&amqp.topology.dead_queue).await, 0);
     assert_eq!(sum_frequency(&pool).await, 50);
     assert_eq!(logged(&pool).await, 50);
@@ -236,7 +243,7 @@ async fn a_poison_event_in_a_batch_of_100_is_dead_lettered_alone_and_the_99_othe
         logged(app.pool()).await == 99
     })
     .await;
-    drained(&amqp).await;
+    processed(&app, 100).await;
 
     assert_eq!(sum_frequency(app.pool()).await, 99);
     let dead = amqp.drain_dead().await;
@@ -278,7 +285,7 @@ async fn an_event_the_database_refuses_is_isolated_and_dead_lettered_while_its_b
         logged(app.pool()).await == 19
     })
     .await;
-    drained(&amqp).await;
+    processed(&app, 20).await;
 
     assert_eq!(sum_frequency(app.pool()).await, 19);
     let dead = amqp.drain_dead().await;
@@ -333,7 +340,7 @@ async fn failures_are_counted_per_pair_and_in_total_without_adding_to_the_freque
         logged(app.pool()).await == 3
     })
     .await;
-    drained(&amqp).await;
+    processed(&app, 4).await;
 
     let stats = reports::statistics(app.pool(), None, (None, None))
         .await
