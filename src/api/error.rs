@@ -58,6 +58,11 @@ impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         if crate::db::is_unavailable(&e) {
             ApiError::Unavailable
+        } else if let sqlx::Error::Database(d) = &e
+            && d.code().as_deref() == Some("57014")
+        {
+            // statement_timeout: the query outlived the request's time limit.
+            ApiError::Timeout
         } else {
             ApiError::Internal(e.into())
         }

@@ -1,4 +1,5 @@
 //! Integration tests against the real PostgreSQL and RabbitMQ (one binary, one module per area).
 
+mod api;
 mod helpers;
 mod pipeline;

@@ -14,6 +14,8 @@ pub async fn index() -> Html<&'static str> {
     Html(INDEX)
 }
 
+#[utoipa::path(get, path = "/assets/dashboard.js", tag = "operations", summary = "The dashboard's script",
+    responses((status = 200, description = "JavaScript", content_type = "text/javascript", body = String)))]
 pub async fn script() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
@@ -21,6 +23,8 @@ pub async fn script() -> impl IntoResponse {
     )
 }
 
+#[utoipa::path(get, path = "/assets/dashboard.css", tag = "operations", summary = "The dashboard's style sheet",
+    responses((status = 200, description = "CSS", content_type = "text/css", body = String)))]
 pub async fn style() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLE)
 }

@@ -29,6 +29,7 @@ use crate::report_csv;
         (status = 200, description = "CSV", content_type = "text/csv", body = String),
         (status = 400, description = "Malformed parameter", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
     ),
     security((), ("bearer" = [])),
 )]
@@ -37,16 +38,30 @@ pub async fn export_csv(
     params: Params,
 ) -> Result<Response, ApiError> {
     let filter = report_filter(&params)?;
+    let mut rows = reports::detail_stream(&state.pool, filter);
+    // The first row (or the end) decides the status: a database that is down is a 503 with a
+    // JSON body, not a 200 whose body breaks off.
+    let first = match rows.next().await {
+        Some(Err(e)) => return Err(e.into()),
+        Some(Ok(row)) => Some(Ok(row)),
+        // An empty export: the stream is over and must not be polled again.
+        None => {
+            rows = futures::stream::empty().boxed();
+            None
+        }
+    };
     let header_row =
         futures::stream::once(async { Ok::<_, std::io::Error>(Bytes::from(report_csv::header())) });
-    let rows = reports::detail_stream(&state.ctx.pool, filter).map(|row| match row {
-        Ok(r) => Ok(Bytes::from(report_csv::row(&r))),
-        Err(e) => {
-            // Headers are gone already; cutting the body short is the only signal left.
-            tracing::error!(error = %e, "CSV export interrupted");
-            Err(std::io::Error::other(e))
-        }
-    });
+    let rows = futures::stream::iter(first)
+        .chain(rows)
+        .map(|row| match row {
+            Ok(r) => Ok(Bytes::from(report_csv::row(&r))),
+            Err(e) => {
+                // Headers are gone already; cutting the body short is the only signal left.
+                tracing::error!(error = %e, "CSV export interrupted");
+                Err(std::io::Error::other(e))
+            }
+        });
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),

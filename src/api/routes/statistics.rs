@@ -32,7 +32,5 @@ pub async fn statistics(
 ) -> Result<Json<Statistics>, ApiError> {
     let period = params.period(state.tz)?;
     let days = params.dates()?;
-    Ok(Json(
-        reports::statistics(&state.ctx.pool, period, days).await?,
-    ))
+    Ok(Json(reports::statistics(&state.pool, period, days).await?))
 }
