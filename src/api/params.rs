@@ -285,6 +285,53 @@ mod tests {
     }
 
     #[test]
+    fn dates_are_exactly_yyyy_mm_dd_within_range() {
+        assert_eq!(
+            parse_date("from", "2026-11-25").unwrap(),
+            NaiveDate::from_ymd_opt(2026, 11, 25).unwrap()
+        );
+        for bad in [
+            "2026-11-5",
+            "2026-02-30",
+            "+2026-11-25",
+            "20261125",
+            "2026/11/25",
+            "1899-12-31",
+            "0000-01-01",
+            "2026-11-25T00:00:00Z",
+            "２０２６-11-25",
+        ] {
+            assert!(parse_date("from", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_repeated_parameter_is_refused_and_long_values_are_cut_short() {
+        assert!(
+            Params::from_vec(vec![
+                ("limit".into(), "1".into()),
+                ("limit".into(), "1".into())
+            ])
+            .is_err()
+        );
+        let shown = shown(&"x".repeat(10_000));
+        assert!(
+            shown.len() < 100 && shown.ends_with("(10000 characters)"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn numbers_are_plain_digits() {
+        for bad in ["+5", "-0", "1e3", "0x10", "99999999999999999999"] {
+            assert!(
+                Params::from_pairs(&[("offset", bad)]).page().is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn periods_are_calendar_days_in_the_workshop_zone() {
         let tz: Tz = "Asia/Jakarta".parse().unwrap();
         let p = Params::from_pairs(&[("from", "2026-11-01"), ("to", "2026-11-30")])

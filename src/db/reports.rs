@@ -70,6 +70,21 @@ pub struct Period {
     pub end: Option<DateTime<Utc>>,
 }
 
+impl Period {
+    /// True when both bounds fall on quarter-hour boundaries, so the quarter-hour message
+    /// buckets answer for the period exactly (midnights in every zone in use today do; some
+    /// historical local mean times did not).
+    pub fn on_bucket_boundaries(&self) -> bool {
+        [self.start, self.end]
+            .into_iter()
+            .flatten()
+            .all(|t| t.timestamp().rem_euclid(BUCKET_SECS) == 0 && t.timestamp_subsec_nanos() == 0)
+    }
+}
+
+/// Width of a `message_buckets` bucket.
+const BUCKET_SECS: i64 = 15 * 60;
+
 /// Which reports a list, detail or export covers.
 #[derive(Debug, Clone, Default)]
 pub struct ReportFilter {
@@ -429,15 +444,26 @@ fn push_message_filter(qb: &mut QueryBuilder<Postgres>, filter: &MessageFilter) 
     }
 }
 
-/// Messages matching the filter, all pages. Status and period alone are answered exactly by
-/// the quarter-hour buckets (period bounds are midnights, which fall on bucket boundaries).
+/// The `message_buckets` column counting what the filter selects, when the buckets can answer
+/// for it exactly: no customer or vehicle, and period bounds on bucket boundaries.
+fn bucket_column(filter: &MessageFilter) -> Option<&'static str> {
+    if filter.customer.is_some()
+        || filter.vehicle.is_some()
+        || !filter.period.is_none_or(|p| p.on_bucket_boundaries())
+    {
+        return None;
+    }
+    Some(match filter.status {
+        None => "sent + failed",
+        Some(MessageStatus::Sent) => "sent",
+        Some(MessageStatus::Failed) => "failed",
+    })
+}
+
+/// Messages matching the filter, all pages. Status and period alone are answered by the
+/// quarter-hour buckets, without touching the history.
 pub async fn count_messages(pool: &PgPool, filter: &MessageFilter) -> Result<i64, sqlx::Error> {
-    if filter.customer.is_none() && filter.vehicle.is_none() {
-        let column = match filter.status {
-            None => "sent + failed",
-            Some(MessageStatus::Sent) => "sent",
-            Some(MessageStatus::Failed) => "failed",
-        };
+    if let Some(column) = bucket_column(filter) {
         let mut qb = QueryBuilder::new(format!(
             "SELECT coalesce(sum({column}), 0)::bigint FROM message_buckets"
         ));
@@ -459,13 +485,28 @@ pub async fn messages(
     if page.offset >= total {
         return Ok((Vec::new(), total));
     }
+    // A deep page starts from the quarter-hour bucket it falls in, found from the buckets'
+    // running counts, so the index is walked from there instead of from the newest message.
+    let mut filter = filter.clone();
+    let mut offset = page.offset;
+    if offset >= DEEP_OFFSET
+        && let Some(column) = bucket_column(&filter)
+        && let Some((bucket_end, newer)) = seek_bucket(pool, column, &filter, offset).await?
+    {
+        let period = filter.period.get_or_insert(Period {
+            start: None,
+            end: None,
+        });
+        period.end = Some(period.end.map_or(bucket_end, |e| e.min(bucket_end)));
+        offset -= newer;
+    }
     // The page's event ids first, from an index alone, then their rows.
     let mut qb = QueryBuilder::new("WITH page AS (SELECT event_id FROM message_log");
-    push_message_filter(&mut qb, filter);
+    push_message_filter(&mut qb, &filter);
     qb.push(" ORDER BY at DESC, event_id LIMIT ")
         .push_bind(page.limit)
         .push(" OFFSET ")
-        .push_bind(page.offset)
+        .push_bind(offset)
         .push(
             ") SELECT m.reminder_id, m.id_customer, m.id_vehicle, m.status, m.provider,
                       m.provider_message_id, m.error_code, m.error, m.attempts, m.at
@@ -473,6 +514,29 @@ pub async fn messages(
                ORDER BY m.at DESC, m.event_id",
         );
     Ok((qb.build_query_as().fetch_all(pool).await?, total))
+}
+
+/// Offsets from which a page of the history seeks through the buckets first.
+const DEEP_OFFSET: i64 = 10_000;
+
+/// The end of the bucket holding the `offset`-th message (newest first) the filter selects, and
+/// how many selected messages are newer than that bucket.
+async fn seek_bucket(
+    pool: &PgPool,
+    column: &str,
+    filter: &MessageFilter,
+    offset: i64,
+) -> Result<Option<(DateTime<Utc>, i64)>, sqlx::Error> {
+    let mut qb = QueryBuilder::new(format!(
+        "SELECT bucket + interval '{BUCKET_SECS} seconds', (through - n)::bigint FROM (
+             SELECT bucket, {column} AS n, sum({column}) OVER (ORDER BY bucket DESC) AS through
+             FROM message_buckets"
+    ));
+    push_bucket_range(&mut qb, filter.period);
+    qb.push(") b WHERE through > ")
+        .push_bind(offset)
+        .push(" ORDER BY bucket DESC LIMIT 1");
+    qb.build_query_as().fetch_optional(pool).await
 }
 
 /// Messages sent and failed per calendar day in `tz`, for days in `[start, end)`.

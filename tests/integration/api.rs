@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use reminder::configuration::Secret;
-use reminder::db::fixtures::aggregate_drift;
+use reminder::db::fixtures::{self, FixtureSize, aggregate_drift};
 use reminder::db::master_data::{NewCustomer, NewVehicle, upsert_customers, upsert_vehicles};
 use reminder::db::reports;
 use reminder::startup::Role;
@@ -1321,4 +1321,97 @@ async fn snapshot(pool: &PgPool) -> Vec<(String, Option<String>)> {
         out.push((table, digest));
     }
     out
+}
+
+/// Deep pages of the history seek through the quarter-hour buckets; they must be exactly the
+/// rows a plain `OFFSET` over the whole history returns. The data comes from the scale loader
+/// (`db::fixtures`), whose aggregates must agree with a recount.
+#[tokio::test]
+async fn deep_pages_of_the_message_history_match_a_plain_offset_scan() {
+    let env = TestEnv::new();
+    let app = env.spawn(&[Role::Api]).await;
+    let size = FixtureSize {
+        reports: 2_000,
+        messages: 24_000,
+        days: 60,
+        chunk: 10_000,
+    };
+    fixtures::load(app.pool(), &size, Utc::now()).await.unwrap();
+    assert_eq!(aggregate_drift(app.pool()).await.unwrap(), vec![]);
+    let stats = app.get_json("/whatsapp-report/statistics").await;
+    assert_eq!(stats["total_reports"], 2_000);
+    assert_eq!(
+        stats["total_messages"].as_i64().unwrap() + stats["total_failed"].as_i64().unwrap(),
+        24_000
+    );
+    let (customer, _) = fixtures::pair_ids(app.pool(), 7).await.unwrap();
+    let (headers, mine) = json_with(
+        &app,
+        &format!("/whatsapp-report/customer/{customer}"),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(total_count(&headers), 2, "pairs 6 and 7 share a customer");
+    assert_eq!(mine.as_array().unwrap().len(), 2);
+
+    let today = Utc::now()
+        .with_timezone(&chrono_tz::Asia::Jakarta)
+        .date_naive();
+    let month_ago = today - chrono::Days::new(30);
+    for (query, status, from) in [
+        ("offset=15000&limit=50", None, None),
+        ("offset=23990&limit=50", None, None),
+        ("status=sent&offset=12345&limit=100", Some("sent"), None),
+        (
+            &*format!("from={month_ago}&offset=10001&limit=7"),
+            None,
+            Some(month_ago),
+        ),
+    ] {
+        let (headers, page) = json_with(
+            &app,
+            &format!("/whatsapp-report/messages?{query}"),
+            StatusCode::OK,
+        )
+        .await;
+        let params: std::collections::HashMap<&str, &str> = query
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .collect();
+        let (offset, limit): (i64, i64) = (
+            params["offset"].parse().unwrap(),
+            params["limit"].parse().unwrap(),
+        );
+        let start = from.map(|d| reminder::api::params::start_of_day(chrono_tz::Asia::Jakarta, d));
+        let expected: Vec<String> = sqlx::query_scalar(
+            "SELECT reminder_id FROM message_log
+             WHERE ($1::text IS NULL OR status = $1) AND ($2::timestamptz IS NULL OR at >= $2)
+             ORDER BY at DESC, event_id OFFSET $3 LIMIT $4",
+        )
+        .bind(status)
+        .bind(start)
+        .bind(offset)
+        .bind(limit)
+        .fetch_all(app.pool())
+        .await
+        .unwrap();
+        let total: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM message_log
+             WHERE ($1::text IS NULL OR status = $1) AND ($2::timestamptz IS NULL OR at >= $2)",
+        )
+        .bind(status)
+        .bind(start)
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+        let got: Vec<String> = page
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["reminder_id"].as_str().unwrap().to_string())
+            .collect();
+        assert!(!expected.is_empty(), "{query}");
+        assert_eq!(got, expected, "{query}");
+        assert_eq!(total_count(&headers), total, "{query}");
+    }
 }
