@@ -5,6 +5,7 @@
 //! bounded in time and in concurrency and is counted in `http_requests_total` and
 //! `http_request_duration_seconds` by its route template.
 
+pub mod coalesce;
 pub mod error;
 pub mod params;
 pub mod routes;
@@ -38,6 +39,8 @@ pub struct ApiState {
     pub pool: PgPool,
     pub tz: Tz,
     pub openapi: Arc<utoipa::openapi::OpenApi>,
+    /// Concurrent identical `/statistics` requests share one query.
+    pub statistics: Arc<coalesce::SingleFlight<statistics::Key, statistics::Answer>>,
 }
 
 #[derive(OpenApi)]
@@ -119,6 +122,7 @@ fn router_with_pool(ctx: AppContext, pool: PgPool) -> anyhow::Result<Router> {
         pool,
         tz,
         openapi: Arc::new(openapi),
+        statistics: Arc::default(),
     };
     Ok(router
         .fallback(not_found)

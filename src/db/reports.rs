@@ -64,7 +64,7 @@ pub struct Statistics {
 }
 
 /// A half-open time range `[start, end)` in UTC, from calendar days in the workshop's zone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Period {
     pub start: Option<DateTime<Utc>>,
     pub end: Option<DateTime<Utc>>,
@@ -149,10 +149,20 @@ fn push_report_filter(qb: &mut QueryBuilder<Postgres>, filter: &ReportFilter) {
     }
 }
 
-/// `WITH page AS (the ids of one page)`: ordered by the sort index alone, so the planner reads
-/// the index only (no row fetches, no joins) for the rows an offset skips.
+/// `WITH page AS (the ids of one page, and the total)`: ordered by the sort index alone, so the
+/// planner reads the index only (no row fetches, no joins) for the rows an offset skips. The
+/// total rides along, so a page is one round trip: the maintained total without a filter, a
+/// window count over the (small) filtered set with one.
 fn push_page(qb: &mut QueryBuilder<Postgres>, filter: &ReportFilter, page: Page) {
-    qb.push("WITH page AS (SELECT r.id FROM whatsapp_report r");
+    if is_unfiltered(filter) {
+        qb.push(
+            "WITH page AS (SELECT r.id, (SELECT coalesce(sum(total_reports), 0)::bigint
+                                          FROM report_totals) AS total
+             FROM whatsapp_report r",
+        );
+    } else {
+        qb.push("WITH page AS (SELECT r.id, count(*) OVER () AS total FROM whatsapp_report r");
+    }
     push_report_filter(qb, filter);
     qb.push(order_by(filter.sort))
         .push(" LIMIT ")
@@ -162,10 +172,14 @@ fn push_page(qb: &mut QueryBuilder<Postgres>, filter: &ReportFilter, page: Page)
         .push(") ");
 }
 
+fn is_unfiltered(filter: &ReportFilter) -> bool {
+    filter.customer.is_none() && filter.vehicle.is_none()
+}
+
 /// Reports matching the filter, all pages. Without a filter this is the maintained total (no
 /// scan).
 pub async fn count(pool: &PgPool, filter: &ReportFilter) -> Result<i64, sqlx::Error> {
-    if filter.customer.is_none() && filter.vehicle.is_none() {
+    if is_unfiltered(filter) {
         return sqlx::query_scalar(
             "SELECT coalesce(sum(total_reports), 0)::bigint FROM report_totals",
         )
@@ -177,23 +191,79 @@ pub async fn count(pool: &PgPool, filter: &ReportFilter) -> Result<i64, sqlx::Er
     qb.build_query_scalar().fetch_one(pool).await
 }
 
+#[derive(sqlx::FromRow)]
+struct CountedReport {
+    total: i64,
+    #[sqlx(flatten)]
+    row: Report,
+}
+
+#[derive(sqlx::FromRow)]
+struct CountedDetail {
+    total: i64,
+    #[sqlx(flatten)]
+    row: ReportDetail,
+}
+
+/// Offsets from which a page first checks the total, so a page past the end costs nothing
+/// instead of a walk over the whole index.
+const DEEP_OFFSET: i64 = 10_000;
+
+/// Runs a page query whose rows carry the total; works out the total on its own when the page
+/// is empty, and skips the page when a deep offset is past the end.
+async fn counted_page<T, R>(
+    pool: &PgPool,
+    filter: &ReportFilter,
+    page: Page,
+    select: &str,
+    split: fn(R) -> (i64, T),
+) -> Result<(Vec<T>, i64), sqlx::Error>
+where
+    R: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+{
+    if page.offset >= DEEP_OFFSET {
+        let total = count(pool, filter).await?;
+        if page.offset >= total {
+            return Ok((Vec::new(), total));
+        }
+    }
+    let mut qb = QueryBuilder::new("");
+    push_page(&mut qb, filter, page);
+    qb.push(select).push(order_by(filter.sort));
+    let rows: Vec<R> = qb.build_query_as().fetch_all(pool).await?;
+    if rows.is_empty() {
+        let total = if page.offset == 0 && !is_unfiltered(filter) {
+            0
+        } else {
+            count(pool, filter).await?
+        };
+        return Ok((Vec::new(), total));
+    }
+    let mut total = 0;
+    let rows = rows
+        .into_iter()
+        .map(|r| {
+            let (t, row) = split(r);
+            total = t;
+            row
+        })
+        .collect();
+    Ok((rows, total))
+}
+
 /// One page of reports and the total matching the filter.
 pub async fn list(
     pool: &PgPool,
     filter: &ReportFilter,
     page: Page,
 ) -> Result<(Vec<Report>, i64), sqlx::Error> {
-    let total = count(pool, filter).await?;
-    if page.offset >= total {
-        return Ok((Vec::new(), total));
-    }
-    let mut qb = QueryBuilder::new("");
-    push_page(&mut qb, filter, page);
-    qb.push(format_args!(
-        "SELECT {REPORT_COLUMNS} FROM page JOIN whatsapp_report r ON r.id = page.id {}",
-        order_by(filter.sort)
-    ));
-    Ok((qb.build_query_as().fetch_all(pool).await?, total))
+    let select = format!(
+        "SELECT page.total, {REPORT_COLUMNS} FROM page JOIN whatsapp_report r ON r.id = page.id"
+    );
+    counted_page(pool, filter, page, &select, |r: CountedReport| {
+        (r.total, r.row)
+    })
+    .await
 }
 
 /// One page of the detail view and the total matching the filter.
@@ -202,17 +272,13 @@ pub async fn detail(
     filter: &ReportFilter,
     page: Page,
 ) -> Result<(Vec<ReportDetail>, i64), sqlx::Error> {
-    let total = count(pool, filter).await?;
-    if page.offset >= total {
-        return Ok((Vec::new(), total));
-    }
-    let mut qb = QueryBuilder::new("");
-    push_page(&mut qb, filter, page);
-    qb.push(format_args!(
-        "SELECT {DETAIL_COLUMNS} FROM page JOIN whatsapp_report r ON r.id = page.id {DETAIL_JOINS} {}",
-        order_by(filter.sort)
-    ));
-    Ok((qb.build_query_as().fetch_all(pool).await?, total))
+    let select = format!(
+        "SELECT page.total, {DETAIL_COLUMNS} FROM page JOIN whatsapp_report r ON r.id = page.id {DETAIL_JOINS}"
+    );
+    counted_page(pool, filter, page, &select, |r: CountedDetail| {
+        (r.total, r.row)
+    })
+    .await
 }
 
 /// The whole detail view as a stream, for CSV export without holding it in memory. A task
@@ -515,9 +581,6 @@ pub async fn messages(
         );
     Ok((qb.build_query_as().fetch_all(pool).await?, total))
 }
-
-/// Offsets from which a page of the history seeks through the buckets first.
-const DEEP_OFFSET: i64 = 10_000;
 
 /// The end of the bucket holding the `offset`-th message (newest first) the filter selects, and
 /// how many selected messages are newer than that bucket.
