@@ -56,10 +56,25 @@ impl ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
-        if crate::db::is_unavailable(&e) {
+        match ApiError::from_db(&e) {
+            ApiError::Internal(_) => ApiError::Internal(e.into()),
+            other => other,
+        }
+    }
+}
+
+impl ApiError {
+    /// The answer to a database error that several requests share.
+    pub fn from_db(e: &sqlx::Error) -> Self {
+        if crate::db::is_unavailable(e) {
             ApiError::Unavailable
+        } else if let sqlx::Error::Database(d) = e
+            && d.code().as_deref() == Some("57014")
+        {
+            // statement_timeout: the query outlived the request's time limit.
+            ApiError::Timeout
         } else {
-            ApiError::Internal(e.into())
+            ApiError::Internal(anyhow::anyhow!("{e}"))
         }
     }
 }

@@ -5,6 +5,7 @@
 //! bounded in time and in concurrency and is counted in `http_requests_total` and
 //! `http_request_duration_seconds` by its route template.
 
+pub mod coalesce;
 pub mod error;
 pub mod params;
 pub mod routes;
@@ -19,6 +20,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono_tz::Tz;
+use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi;
@@ -34,8 +36,12 @@ use routes::*;
 #[derive(Clone)]
 pub struct ApiState {
     pub ctx: AppContext,
+    /// The API's own pool, read-only at the database level (see `db::read_only_pool`).
+    pub pool: PgPool,
     pub tz: Tz,
     pub openapi: Arc<utoipa::openapi::OpenApi>,
+    /// Concurrent identical `/statistics` requests share one query.
+    pub statistics: Arc<coalesce::SingleFlight<statistics::Key, statistics::Answer>>,
 }
 
 #[derive(OpenApi)]
@@ -61,10 +67,13 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-/// The router and the OpenAPI document built from the same route registrations.
+/// The router and the OpenAPI document, built from the same registrations: every route is
+/// added through `routes!`, so the router serves nothing the document does not describe.
 fn routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
-    let (reports, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(list::list_reports))
+        // The contract's list path has a trailing slash; accept it without one too.
+        .routes(routes!(list::list_reports_without_slash))
         .routes(routes!(detail::list_details))
         .routes(routes!(statistics::statistics))
         .routes(routes!(messages::messages))
@@ -74,34 +83,14 @@ fn routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(customer::customer_reports))
         .routes(routes!(customer::pair_report))
         .routes(routes!(report::report_by_id))
-        .split_for_parts();
-    let (operations, ops_api) = OpenApiRouter::new()
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(metrics::metrics))
+        .routes(routes!(openapi::openapi))
         .routes(routes!(dashboard::index))
-        .split_for_parts();
-    openapi.merge(ops_api);
-    openapi.paths.paths.insert(
-        "/openapi.json".into(),
-        utoipa::openapi::path::PathItem::new(
-            utoipa::openapi::HttpMethod::Get,
-            utoipa::openapi::path::OperationBuilder::new()
-                .summary(Some("This OpenAPI description"))
-                .tag("operations")
-                .response("200", utoipa::openapi::Response::new("OpenAPI 3 document")),
-        ),
-    );
-    let reports = reports
-        // The contract's list path has a trailing slash; accept it without one too.
-        .route("/whatsapp-report", get(list::list_reports));
-    let router = Router::new()
-        .merge(reports)
-        .merge(operations)
-        .route("/openapi.json", get(openapi::openapi))
-        .route("/assets/dashboard.js", get(dashboard::script))
-        .route("/assets/dashboard.css", get(dashboard::style));
-    (router, openapi)
+        .routes(routes!(dashboard::script))
+        .routes(routes!(dashboard::style))
+        .split_for_parts()
 }
 
 /// The OpenAPI document alone (for tests and `reminder` tooling).
@@ -109,8 +98,21 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
     routes().1
 }
 
-/// Builds the application router with its state and layers.
+/// Builds the application router with its state and layers, on its own read-only pool.
 pub fn router(ctx: AppContext) -> anyhow::Result<Router> {
+    let pool = api_pool(&ctx)?;
+    router_with_pool(ctx, pool)
+}
+
+/// The API's pool: read-only, and each statement cancelled once the request has timed out.
+fn api_pool(ctx: &AppContext) -> anyhow::Result<PgPool> {
+    crate::db::read_only_pool(
+        &ctx.settings.database,
+        Duration::from_millis(ctx.settings.http.request_timeout_ms),
+    )
+}
+
+fn router_with_pool(ctx: AppContext, pool: PgPool) -> anyhow::Result<Router> {
     let tz = ctx.settings.producer.tz()?;
     let (router, openapi) = routes();
     let http = &ctx.settings.http;
@@ -118,8 +120,10 @@ pub fn router(ctx: AppContext) -> anyhow::Result<Router> {
     let concurrency = Arc::new(tokio::sync::Semaphore::new(http.max_concurrent_requests));
     let state = ApiState {
         ctx,
+        pool,
         tz,
         openapi: Arc::new(openapi),
+        statistics: Arc::default(),
     };
     Ok(router
         .fallback(not_found)
@@ -150,11 +154,13 @@ async fn require_token(State(state): State<ApiState>, request: Request, next: Ne
 }
 
 fn bearer_matches(headers: &HeaderMap, token: &str) -> bool {
+    // The scheme name is case-insensitive (RFC 9110 §11.1); the token is compared exactly.
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|given| constant_time_eq(given.trim().as_bytes(), token.as_bytes()))
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .is_some_and(|(_, given)| constant_time_eq(given.trim().as_bytes(), token.as_bytes()))
 }
 
 /// Compares without an early exit, so the time taken says nothing about where they differ.
@@ -221,13 +227,19 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    tokio::spawn(refresh_over_reminded(ctx.clone(), shutdown.clone()));
-    let app = router(ctx)?;
+    let pool = api_pool(&ctx)?;
+    tokio::spawn(refresh_over_reminded(
+        ctx.clone(),
+        pool.clone(),
+        shutdown.clone(),
+    ));
+    let app = router_with_pool(ctx, pool.clone())?;
     tracing::info!(address = %listener.local_addr()?, "HTTP API listening");
-    axum::serve(listener, app)
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await?;
-    Ok(())
+        .await;
+    pool.close().await;
+    Ok(served?)
 }
 
 /// `/metrics`, `/healthz` and `/readyz` alone (on `http.metrics_bind`), so a process without
@@ -240,9 +252,11 @@ pub async fn serve_operations(
 ) -> anyhow::Result<()> {
     let tz = ctx.settings.producer.tz()?;
     let state = ApiState {
+        pool: ctx.pool.clone(),
         ctx,
         tz,
         openapi: Arc::new(utoipa::openapi::OpenApiBuilder::new().build()),
+        statistics: Arc::default(),
     };
     let app = Router::new()
         .route("/healthz", get(health::healthz))
@@ -259,7 +273,7 @@ pub async fn serve_operations(
 
 /// Keeps the `reminder_over_reminded_pairs` gauge current (every minute) so operators can
 /// alert on it without the API computing it per scrape.
-async fn refresh_over_reminded(ctx: AppContext, shutdown: CancellationToken) {
+async fn refresh_over_reminded(ctx: AppContext, pool: PgPool, shutdown: CancellationToken) {
     let alerts = ctx.settings.alerts.clone();
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
@@ -268,7 +282,7 @@ async fn refresh_over_reminded(ctx: AppContext, shutdown: CancellationToken) {
             _ = tick.tick() => {}
         }
         let since = chrono::Utc::now() - chrono::Duration::days(alerts.window_days as i64);
-        match crate::db::reports::count_over_reminded(&ctx.pool, since, alerts.max_frequency as i64)
+        match crate::db::reports::count_over_reminded(&pool, since, alerts.max_frequency as i64)
             .await
         {
             Ok(n) => {

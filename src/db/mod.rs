@@ -2,6 +2,7 @@
 //! of each table family in its own module.
 
 pub mod dispatch;
+pub mod fixtures;
 pub mod master_data;
 pub mod producer_runs;
 pub mod reports;
@@ -32,6 +33,28 @@ pub fn pool(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
         .max_connections(settings.max_connections)
         .acquire_timeout(Duration::from_millis(settings.acquire_timeout_ms))
         .connect_lazy_with(connect_options(&settings.url)?))
+}
+
+/// A lazily connecting pool whose sessions cannot write (`default_transaction_read_only`), do
+/// not JIT-compile, and cancel any statement running longer than `statement_timeout`: the HTTP API's, so nothing a
+/// client sends can change data or keep a query running after its request gave up.
+pub fn read_only_pool(
+    settings: &DatabaseSettings,
+    statement_timeout: Duration,
+) -> anyhow::Result<PgPool> {
+    let options = connect_options(&settings.url)?.options([
+        ("default_transaction_read_only", "on".to_string()),
+        // Compiling a plan costs tens of milliseconds and never pays off for these short reads.
+        ("jit", "off".to_string()),
+        (
+            "statement_timeout",
+            statement_timeout.as_millis().to_string(),
+        ),
+    ]);
+    Ok(PgPoolOptions::new()
+        .max_connections(settings.max_connections)
+        .acquire_timeout(Duration::from_millis(settings.acquire_timeout_ms))
+        .connect_lazy_with(options))
 }
 
 /// Creates the database named in the URL if it does not exist (connecting to the `postgres`

@@ -5,7 +5,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::stream::BoxStream;
 use serde::Serialize;
-use sqlx::PgPool;
+use sqlx::{PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 /// One row of `whatsapp_report`, as the API returns it.
@@ -64,11 +64,26 @@ pub struct Statistics {
 }
 
 /// A half-open time range `[start, end)` in UTC, from calendar days in the workshop's zone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Period {
     pub start: Option<DateTime<Utc>>,
     pub end: Option<DateTime<Utc>>,
 }
+
+impl Period {
+    /// True when both bounds fall on quarter-hour boundaries, so the quarter-hour message
+    /// buckets answer for the period exactly (midnights in every zone in use today do; some
+    /// historical local mean times did not).
+    pub fn on_bucket_boundaries(&self) -> bool {
+        [self.start, self.end]
+            .into_iter()
+            .flatten()
+            .all(|t| t.timestamp().rem_euclid(BUCKET_SECS) == 0 && t.timestamp_subsec_nanos() == 0)
+    }
+}
+
+/// Width of a `message_buckets` bucket.
+const BUCKET_SECS: i64 = 15 * 60;
 
 /// Which reports a list, detail or export covers.
 #[derive(Debug, Clone, Default)]
@@ -96,22 +111,22 @@ pub struct Page {
 
 const REPORT_COLUMNS: &str = "r.id, r.id_customer, r.id_vehicle, r.last_message_date, r.frequency, r.created_at, r.updated_at";
 
-const DETAIL_SELECT: &str = r#"
-SELECT r.id, r.id_customer, r.id_vehicle, r.last_message_date, r.frequency, r.created_at,
+/// The detail view's columns: master data first, then what the latest event said.
+const DETAIL_COLUMNS: &str = r#"
+       r.id, r.id_customer, r.id_vehicle, r.last_message_date, r.frequency, r.created_at,
        r.updated_at,
        coalesce(c.name, r.customer_name) AS customer_name,
        coalesce(c.phone, r.customer_phone) AS customer_phone,
        coalesce(v.plate_number, r.plate_number) AS plate_number,
        v.brand, v.model, v.next_maintenance_date,
        coalesce(f.failed_count, 0) AS failed_count
-FROM whatsapp_report r
+"#;
+
+const DETAIL_JOINS: &str = r#"
 LEFT JOIN customers c ON c.id = r.id_customer
 LEFT JOIN vehicles v ON v.id = r.id_vehicle
 LEFT JOIN whatsapp_failure_report f ON f.id_customer = r.id_customer AND f.id_vehicle = r.id_vehicle
 "#;
-
-const FILTER: &str =
-    " WHERE ($1::uuid IS NULL OR r.id_customer = $1) AND ($2::uuid IS NULL OR r.id_vehicle = $2) ";
 
 fn order_by(sort: ReportSort) -> &'static str {
     match sort {
@@ -120,54 +135,149 @@ fn order_by(sort: ReportSort) -> &'static str {
     }
 }
 
+/// Appends the filter's conditions. Only the conditions actually given are written (no
+/// `$1 IS NULL OR ...`), so every variant gets its own plan using the matching index, also
+/// when PostgreSQL switches a cached statement to a generic plan.
+fn push_report_filter(qb: &mut QueryBuilder<Postgres>, filter: &ReportFilter) {
+    let mut sep = " WHERE ";
+    if let Some(customer) = filter.customer {
+        qb.push(sep).push("r.id_customer = ").push_bind(customer);
+        sep = " AND ";
+    }
+    if let Some(vehicle) = filter.vehicle {
+        qb.push(sep).push("r.id_vehicle = ").push_bind(vehicle);
+    }
+}
+
+/// `WITH page AS (the ids of one page, and the total)`: ordered by the sort index alone, so the
+/// planner reads the index only (no row fetches, no joins) for the rows an offset skips. The
+/// total rides along, so a page is one round trip: the maintained total without a filter, a
+/// window count over the (small) filtered set with one.
+fn push_page(qb: &mut QueryBuilder<Postgres>, filter: &ReportFilter, page: Page) {
+    if is_unfiltered(filter) {
+        qb.push(
+            "WITH page AS (SELECT r.id, (SELECT coalesce(sum(total_reports), 0)::bigint
+                                          FROM report_totals) AS total
+             FROM whatsapp_report r",
+        );
+    } else {
+        qb.push("WITH page AS (SELECT r.id, count(*) OVER () AS total FROM whatsapp_report r");
+    }
+    push_report_filter(qb, filter);
+    qb.push(order_by(filter.sort))
+        .push(" LIMIT ")
+        .push_bind(page.limit)
+        .push(" OFFSET ")
+        .push_bind(page.offset)
+        .push(") ");
+}
+
+fn is_unfiltered(filter: &ReportFilter) -> bool {
+    filter.customer.is_none() && filter.vehicle.is_none()
+}
+
+/// Reports matching the filter, all pages. Without a filter this is the maintained total (no
+/// scan).
 pub async fn count(pool: &PgPool, filter: &ReportFilter) -> Result<i64, sqlx::Error> {
-    if filter.customer.is_none() && filter.vehicle.is_none() {
+    if is_unfiltered(filter) {
         return sqlx::query_scalar(
             "SELECT coalesce(sum(total_reports), 0)::bigint FROM report_totals",
         )
         .fetch_one(pool)
         .await;
     }
-    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT count(*) FROM whatsapp_report r {FILTER}"
-    )))
-    .bind(filter.customer)
-    .bind(filter.vehicle)
-    .fetch_one(pool)
-    .await
+    let mut qb = QueryBuilder::new("SELECT count(*) FROM whatsapp_report r");
+    push_report_filter(&mut qb, filter);
+    qb.build_query_scalar().fetch_one(pool).await
 }
 
+#[derive(sqlx::FromRow)]
+struct CountedReport {
+    total: i64,
+    #[sqlx(flatten)]
+    row: Report,
+}
+
+#[derive(sqlx::FromRow)]
+struct CountedDetail {
+    total: i64,
+    #[sqlx(flatten)]
+    row: ReportDetail,
+}
+
+/// Offsets from which a page first checks the total, so a page past the end costs nothing
+/// instead of a walk over the whole index.
+const DEEP_OFFSET: i64 = 10_000;
+
+/// Runs a page query whose rows carry the total; works out the total on its own when the page
+/// is empty, and skips the page when a deep offset is past the end.
+async fn counted_page<T, R>(
+    pool: &PgPool,
+    filter: &ReportFilter,
+    page: Page,
+    select: &str,
+    split: fn(R) -> (i64, T),
+) -> Result<(Vec<T>, i64), sqlx::Error>
+where
+    R: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+{
+    if page.offset >= DEEP_OFFSET {
+        let total = count(pool, filter).await?;
+        if page.offset >= total {
+            return Ok((Vec::new(), total));
+        }
+    }
+    let mut qb = QueryBuilder::new("");
+    push_page(&mut qb, filter, page);
+    qb.push(select).push(order_by(filter.sort));
+    let rows: Vec<R> = qb.build_query_as().fetch_all(pool).await?;
+    if rows.is_empty() {
+        let total = if page.offset == 0 && !is_unfiltered(filter) {
+            0
+        } else {
+            count(pool, filter).await?
+        };
+        return Ok((Vec::new(), total));
+    }
+    let mut total = 0;
+    let rows = rows
+        .into_iter()
+        .map(|r| {
+            let (t, row) = split(r);
+            total = t;
+            row
+        })
+        .collect();
+    Ok((rows, total))
+}
+
+/// One page of reports and the total matching the filter.
 pub async fn list(
     pool: &PgPool,
     filter: &ReportFilter,
     page: Page,
-) -> Result<Vec<Report>, sqlx::Error> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {REPORT_COLUMNS} FROM whatsapp_report r {FILTER} {} LIMIT $3 OFFSET $4",
-        order_by(filter.sort)
-    )))
-    .bind(filter.customer)
-    .bind(filter.vehicle)
-    .bind(page.limit)
-    .bind(page.offset)
-    .fetch_all(pool)
+) -> Result<(Vec<Report>, i64), sqlx::Error> {
+    let select = format!(
+        "SELECT page.total, {REPORT_COLUMNS} FROM page JOIN whatsapp_report r ON r.id = page.id"
+    );
+    counted_page(pool, filter, page, &select, |r: CountedReport| {
+        (r.total, r.row)
+    })
     .await
 }
 
+/// One page of the detail view and the total matching the filter.
 pub async fn detail(
     pool: &PgPool,
     filter: &ReportFilter,
     page: Page,
-) -> Result<Vec<ReportDetail>, sqlx::Error> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{DETAIL_SELECT} {FILTER} {} LIMIT $3 OFFSET $4",
-        order_by(filter.sort)
-    )))
-    .bind(filter.customer)
-    .bind(filter.vehicle)
-    .bind(page.limit)
-    .bind(page.offset)
-    .fetch_all(pool)
+) -> Result<(Vec<ReportDetail>, i64), sqlx::Error> {
+    let select = format!(
+        "SELECT page.total, {DETAIL_COLUMNS} FROM page JOIN whatsapp_report r ON r.id = page.id {DETAIL_JOINS}"
+    );
+    counted_page(pool, filter, page, &select, |r: CountedDetail| {
+        (r.total, r.row)
+    })
     .await
 }
 
@@ -182,11 +292,12 @@ pub fn detail_stream(
     let pool = pool.clone();
     let (tx, rx) = tokio::sync::mpsc::channel(256);
     tokio::spawn(async move {
-        let sql = format!("{DETAIL_SELECT} {FILTER} {}", order_by(filter.sort));
-        let mut rows = sqlx::query_as::<_, ReportDetail>(sqlx::AssertSqlSafe(sql))
-            .bind(filter.customer)
-            .bind(filter.vehicle)
-            .fetch(&pool);
+        let mut qb = QueryBuilder::new(format!(
+            "SELECT {DETAIL_COLUMNS} FROM whatsapp_report r {DETAIL_JOINS}"
+        ));
+        push_report_filter(&mut qb, &filter);
+        qb.push(order_by(filter.sort));
+        let mut rows = qb.build_query_as::<ReportDetail>().fetch(&pool);
         while let Some(row) = rows.next().await {
             let failed = row.is_err();
             if tx.send(row).await.is_err() || failed {
@@ -210,14 +321,17 @@ pub async fn by_id(pool: &PgPool, id: Uuid) -> Result<Option<Report>, sqlx::Erro
     .await
 }
 
-pub async fn by_customer(pool: &PgPool, customer: Uuid) -> Result<Vec<Report>, sqlx::Error> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {REPORT_COLUMNS} FROM whatsapp_report r WHERE r.id_customer = $1
-         ORDER BY r.last_message_date DESC, r.id LIMIT 10000"
-    )))
-    .bind(customer)
-    .fetch_all(pool)
-    .await
+/// One customer's reports, latest first, one page of them, and how many there are.
+pub async fn by_customer(
+    pool: &PgPool,
+    customer: Uuid,
+    page: Page,
+) -> Result<(Vec<Report>, i64), sqlx::Error> {
+    let filter = ReportFilter {
+        customer: Some(customer),
+        ..ReportFilter::default()
+    };
+    list(pool, &filter, page).await
 }
 
 pub async fn by_pair(
@@ -234,31 +348,71 @@ pub async fn by_pair(
     .await
 }
 
+/// Pushes `bucket >= start AND bucket < end` for the bounds given (quarter-hour buckets).
+fn push_bucket_range(qb: &mut QueryBuilder<Postgres>, period: Option<Period>) {
+    let (start, end) = period.map(|p| (p.start, p.end)).unwrap_or((None, None));
+    let mut sep = " WHERE ";
+    if let Some(start) = start {
+        qb.push(sep).push("bucket >= ").push_bind(start);
+        sep = " AND ";
+    }
+    if let Some(end) = end {
+        qb.push(sep).push("bucket < ").push_bind(end);
+    }
+}
+
+/// The statistics in one round trip: the sharded totals, the top of two indexes
+/// (`max_frequency`, `last_message_date`) and, for a period, the quarter-hour message buckets.
+/// Nothing here reads more than a few rows of `whatsapp_report`, however large it is.
 pub async fn statistics(
     pool: &PgPool,
     period: Option<Period>,
     days: (Option<NaiveDate>, Option<NaiveDate>),
 ) -> Result<Statistics, sqlx::Error> {
-    let (total_reports, total_messages, unique_customers, unique_vehicles, total_failed): (
+    let mut qb = QueryBuilder::new(
+        "SELECT t.reports, t.messages, t.customers, t.vehicles, t.failed,
+                (SELECT frequency FROM whatsapp_report ORDER BY frequency DESC, id LIMIT 1),
+                (SELECT last_message_date FROM whatsapp_report
+                 ORDER BY last_message_date DESC, id LIMIT 1), ",
+    );
+    if period.is_some() {
+        qb.push("p.sent, p.failed, p.last FROM ");
+    } else {
+        qb.push("NULL::bigint, NULL::bigint, NULL::timestamptz FROM ");
+    }
+    qb.push(
+        "(SELECT coalesce(sum(total_reports), 0)::bigint AS reports,
+                 coalesce(sum(total_messages), 0)::bigint AS messages,
+                 coalesce(sum(unique_customers), 0)::bigint AS customers,
+                 coalesce(sum(unique_vehicles), 0)::bigint AS vehicles,
+                 coalesce(sum(total_failed), 0)::bigint AS failed
+          FROM report_totals) t",
+    );
+    if period.is_some() {
+        qb.push(
+            " CROSS JOIN (SELECT coalesce(sum(sent), 0)::bigint AS sent,
+                                 coalesce(sum(failed), 0)::bigint AS failed,
+                                 max(last_sent_at) AS last
+                          FROM message_buckets",
+        );
+        push_bucket_range(&mut qb, period);
+        qb.push(") p");
+    }
+    #[allow(clippy::type_complexity)]
+    let row: (
         i64,
         i64,
         i64,
         i64,
         i64,
-    ) = sqlx::query_as(
-        "SELECT coalesce(sum(total_reports), 0)::bigint, coalesce(sum(total_messages), 0)::bigint,
-                coalesce(sum(unique_customers), 0)::bigint, coalesce(sum(unique_vehicles), 0)::bigint,
-                coalesce(sum(total_failed), 0)::bigint
-         FROM report_totals",
-    )
-    .fetch_one(pool)
-    .await?;
-    let (max_frequency, last_message_date): (Option<i32>, Option<DateTime<Utc>>) = sqlx::query_as(
-        "SELECT (SELECT frequency FROM whatsapp_report ORDER BY frequency DESC, id LIMIT 1),
-                (SELECT last_message_date FROM whatsapp_report ORDER BY last_message_date DESC, id LIMIT 1)",
-    )
-    .fetch_one(pool)
-    .await?;
+        Option<i32>,
+        Option<DateTime<Utc>>,
+        Option<i64>,
+        Option<i64>,
+        Option<DateTime<Utc>>,
+    ) = qb.build_query_as().fetch_one(pool).await?;
+    let (total_reports, total_messages, unique_customers, unique_vehicles, total_failed) =
+        (row.0, row.1, row.2, row.3, row.4);
     let average = |messages: i64| {
         if total_reports > 0 {
             ((messages as f64 / total_reports as f64) * 100.0).round() / 100.0
@@ -272,25 +426,17 @@ pub async fn statistics(
         unique_customers,
         unique_vehicles,
         average_frequency: average(total_messages),
-        max_frequency: max_frequency.unwrap_or(0),
-        last_message_date,
+        max_frequency: row.5.unwrap_or(0),
+        last_message_date: row.6,
         total_failed,
         from: days.0,
         to: days.1,
     };
-    if let Some(period) = period {
-        let (sent, failed, last): (i64, i64, Option<DateTime<Utc>>) = sqlx::query_as(
-            "SELECT coalesce(sum(sent), 0)::bigint, coalesce(sum(failed), 0)::bigint, max(last_sent_at)
-             FROM message_buckets
-             WHERE ($1::timestamptz IS NULL OR bucket >= $1) AND ($2::timestamptz IS NULL OR bucket < $2)",
-        )
-        .bind(period.start)
-        .bind(period.end)
-        .fetch_one(pool)
-        .await?;
+    if period.is_some() {
+        let sent = row.7.unwrap_or(0);
         stats.total_messages = sent;
-        stats.total_failed = failed;
-        stats.last_message_date = last;
+        stats.total_failed = row.8.unwrap_or(0);
+        stats.last_message_date = row.9;
         stats.average_frequency = average(sent);
     }
     Ok(stats)
@@ -317,74 +463,154 @@ pub struct MessageRecord {
     pub plate_number: Option<String>,
 }
 
+/// A message's outcome, as a filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageStatus {
+    Sent,
+    Failed,
+}
+
+impl MessageStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageStatus::Sent => "sent",
+            MessageStatus::Failed => "failed",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct MessageFilter {
-    pub status: Option<String>,
+    pub status: Option<MessageStatus>,
     pub customer: Option<Uuid>,
     pub vehicle: Option<Uuid>,
     pub period: Option<Period>,
 }
 
-const MESSAGE_FILTER: &str = " WHERE ($1::text IS NULL OR status = $1)
-    AND ($2::uuid IS NULL OR id_customer = $2) AND ($3::uuid IS NULL OR id_vehicle = $3)
-    AND ($4::timestamptz IS NULL OR at >= $4) AND ($5::timestamptz IS NULL OR at < $5) ";
+fn push_message_filter(qb: &mut QueryBuilder<Postgres>, filter: &MessageFilter) {
+    let mut sep = " WHERE ";
+    let mut cond = |qb: &mut QueryBuilder<Postgres>| {
+        qb.push(sep);
+        sep = " AND ";
+    };
+    if let Some(status) = filter.status {
+        cond(qb);
+        qb.push("status = ").push_bind(status.as_str());
+    }
+    if let Some(customer) = filter.customer {
+        cond(qb);
+        qb.push("id_customer = ").push_bind(customer);
+    }
+    if let Some(vehicle) = filter.vehicle {
+        cond(qb);
+        qb.push("id_vehicle = ").push_bind(vehicle);
+    }
+    if let Some(start) = filter.period.and_then(|p| p.start) {
+        cond(qb);
+        qb.push("at >= ").push_bind(start);
+    }
+    if let Some(end) = filter.period.and_then(|p| p.end) {
+        cond(qb);
+        qb.push("at < ").push_bind(end);
+    }
+}
 
+/// The `message_buckets` column counting what the filter selects, when the buckets can answer
+/// for it exactly: no customer or vehicle, and period bounds on bucket boundaries.
+fn bucket_column(filter: &MessageFilter) -> Option<&'static str> {
+    if filter.customer.is_some()
+        || filter.vehicle.is_some()
+        || !filter.period.is_none_or(|p| p.on_bucket_boundaries())
+    {
+        return None;
+    }
+    Some(match filter.status {
+        None => "sent + failed",
+        Some(MessageStatus::Sent) => "sent",
+        Some(MessageStatus::Failed) => "failed",
+    })
+}
+
+/// Messages matching the filter, all pages. Status and period alone are answered by the
+/// quarter-hour buckets, without touching the history.
+pub async fn count_messages(pool: &PgPool, filter: &MessageFilter) -> Result<i64, sqlx::Error> {
+    if let Some(column) = bucket_column(filter) {
+        let mut qb = QueryBuilder::new(format!(
+            "SELECT coalesce(sum({column}), 0)::bigint FROM message_buckets"
+        ));
+        push_bucket_range(&mut qb, filter.period);
+        return qb.build_query_scalar().fetch_one(pool).await;
+    }
+    let mut qb = QueryBuilder::new("SELECT count(*) FROM message_log");
+    push_message_filter(&mut qb, filter);
+    qb.build_query_scalar().fetch_one(pool).await
+}
+
+/// One page of the history, newest first, and the total matching the filter.
 pub async fn messages(
     pool: &PgPool,
     filter: &MessageFilter,
     page: Page,
 ) -> Result<(Vec<MessageRecord>, i64), sqlx::Error> {
-    let (start, end) = filter
-        .period
-        .map(|p| (p.start, p.end))
-        .unwrap_or((None, None));
-    let rows: Vec<MessageRecord> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT m.reminder_id, m.id_customer, m.id_vehicle, m.status, m.provider,
-                m.provider_message_id, m.error_code, m.error, m.attempts, m.at,
-                coalesce(c.name, r.customer_name) AS customer_name,
-                coalesce(v.plate_number, r.plate_number) AS plate_number
-         FROM (SELECT * FROM message_log {MESSAGE_FILTER}
-               ORDER BY at DESC, event_id LIMIT $6 OFFSET $7) m
-         LEFT JOIN customers c ON c.id = m.id_customer
-         LEFT JOIN vehicles v ON v.id = m.id_vehicle
-         LEFT JOIN whatsapp_report r ON r.id_customer = m.id_customer AND r.id_vehicle = m.id_vehicle
-         ORDER BY m.at DESC, m.event_id"
-    )))
-    .bind(&filter.status)
-    .bind(filter.customer)
-    .bind(filter.vehicle)
-    .bind(start)
-    .bind(end)
-    .bind(page.limit)
-    .bind(page.offset)
-    .fetch_all(pool)
-    .await?;
-    let total: i64 = if filter.customer.is_none() && filter.vehicle.is_none() {
-        // Status and period alone: the quarter-hour buckets answer exactly, without a scan.
-        sqlx::query_scalar(
-            "SELECT coalesce(sum(CASE WHEN $1::text IS NULL THEN sent + failed
-                                      WHEN $1 = 'sent' THEN sent ELSE failed END), 0)::bigint
-             FROM message_buckets
-             WHERE ($2::timestamptz IS NULL OR bucket >= $2) AND ($3::timestamptz IS NULL OR bucket < $3)",
-        )
-        .bind(&filter.status)
-        .bind(start)
-        .bind(end)
-        .fetch_one(pool)
-        .await?
-    } else {
-        sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT count(*) FROM message_log {MESSAGE_FILTER}"
-        )))
-        .bind(&filter.status)
-        .bind(filter.customer)
-        .bind(filter.vehicle)
-        .bind(start)
-        .bind(end)
-        .fetch_one(pool)
-        .await?
-    };
-    Ok((rows, total))
+    let total = count_messages(pool, filter).await?;
+    if page.offset >= total {
+        return Ok((Vec::new(), total));
+    }
+    // A deep page starts from the quarter-hour bucket it falls in, found from the buckets'
+    // running counts, so the index is walked from there instead of from the newest message.
+    let mut filter = filter.clone();
+    let mut offset = page.offset;
+    if offset >= DEEP_OFFSET
+        && let Some(column) = bucket_column(&filter)
+        && let Some((bucket_end, newer)) = seek_bucket(pool, column, &filter, offset).await?
+    {
+        let period = filter.period.get_or_insert(Period {
+            start: None,
+            end: None,
+        });
+        period.end = Some(period.end.map_or(bucket_end, |e| e.min(bucket_end)));
+        offset -= newer;
+    }
+    // The page's event ids first, from an index alone, then their rows.
+    let mut qb = QueryBuilder::new("WITH page AS (SELECT event_id FROM message_log");
+    push_message_filter(&mut qb, &filter);
+    qb.push(" ORDER BY at DESC, event_id LIMIT ")
+        .push_bind(page.limit)
+        .push(" OFFSET ")
+        .push_bind(offset)
+        .push(
+            ") SELECT m.reminder_id, m.id_customer, m.id_vehicle, m.status, m.provider,
+                      m.provider_message_id, m.error_code, m.error, m.attempts, m.at,
+                      coalesce(c.name, r.customer_name) AS customer_name,
+                      coalesce(v.plate_number, r.plate_number) AS plate_number
+               FROM page JOIN message_log m ON m.event_id = page.event_id
+               LEFT JOIN customers c ON c.id = m.id_customer
+               LEFT JOIN vehicles v ON v.id = m.id_vehicle
+               LEFT JOIN whatsapp_report r
+                      ON r.id_customer = m.id_customer AND r.id_vehicle = m.id_vehicle
+               ORDER BY m.at DESC, m.event_id",
+        );
+    Ok((qb.build_query_as().fetch_all(pool).await?, total))
+}
+
+/// The end of the bucket holding the `offset`-th message (newest first) the filter selects, and
+/// how many selected messages are newer than that bucket.
+async fn seek_bucket(
+    pool: &PgPool,
+    column: &str,
+    filter: &MessageFilter,
+    offset: i64,
+) -> Result<Option<(DateTime<Utc>, i64)>, sqlx::Error> {
+    let mut qb = QueryBuilder::new(format!(
+        "SELECT bucket + interval '{BUCKET_SECS} seconds', (through - n)::bigint FROM (
+             SELECT bucket, {column} AS n, sum({column}) OVER (ORDER BY bucket DESC) AS through
+             FROM message_buckets"
+    ));
+    push_bucket_range(&mut qb, filter.period);
+    qb.push(") b WHERE through > ")
+        .push_bind(offset)
+        .push(" ORDER BY bucket DESC LIMIT 1");
+    qb.build_query_as().fetch_optional(pool).await
 }
 
 /// Messages sent and failed per calendar day in `tz`, for days in `[start, end)`.
@@ -420,31 +646,54 @@ pub struct OverReminded {
     pub plate_number: Option<String>,
 }
 
+#[derive(sqlx::FromRow)]
+struct OverRemindedRow {
+    total: i64,
+    #[sqlx(flatten)]
+    pair: OverReminded,
+}
+
+/// One page of the pairs sent more than `max_frequency` messages since `since`, most reminded
+/// first, and how many such pairs there are.
 pub async fn over_reminded(
     pool: &PgPool,
     since: DateTime<Utc>,
     max_frequency: i64,
-    limit: i64,
-) -> Result<Vec<OverReminded>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT r.id, m.id_customer, m.id_vehicle, m.n AS messages_in_window, r.frequency,
-                r.last_message_date,
+    page: Page,
+) -> Result<(Vec<OverReminded>, i64), sqlx::Error> {
+    // One pass over the window: the total rides along as a window count.
+    let rows: Vec<OverRemindedRow> = sqlx::query_as(
+        "WITH m AS (
+             SELECT id_customer, id_vehicle, count(*) AS n, count(*) OVER () AS total
+             FROM message_log
+             WHERE status = 'sent' AND at >= $1
+             GROUP BY id_customer, id_vehicle HAVING count(*) > $2
+             ORDER BY n DESC, id_customer, id_vehicle
+             LIMIT $3 OFFSET $4
+         )
+         SELECT m.total, r.id, m.id_customer, m.id_vehicle, m.n AS messages_in_window,
+                r.frequency, r.last_message_date,
                 coalesce(c.name, r.customer_name) AS customer_name,
                 coalesce(v.plate_number, r.plate_number) AS plate_number
-         FROM (SELECT id_customer, id_vehicle, count(*) AS n FROM message_log
-               WHERE status = 'sent' AND at >= $1
-               GROUP BY id_customer, id_vehicle HAVING count(*) > $2) m
+         FROM m
          LEFT JOIN whatsapp_report r ON r.id_customer = m.id_customer AND r.id_vehicle = m.id_vehicle
          LEFT JOIN customers c ON c.id = m.id_customer
          LEFT JOIN vehicles v ON v.id = m.id_vehicle
-         ORDER BY m.n DESC, m.id_customer, m.id_vehicle
-         LIMIT $3",
+         ORDER BY m.n DESC, m.id_customer, m.id_vehicle",
     )
     .bind(since)
     .bind(max_frequency)
-    .bind(limit)
+    .bind(page.limit)
+    .bind(page.offset)
     .fetch_all(pool)
-    .await
+    .await?;
+    let total = match rows.first() {
+        Some(row) => row.total,
+        // Past the last page (or none at all): count separately.
+        None if page.offset > 0 => count_over_reminded(pool, since, max_frequency).await?,
+        None => 0,
+    };
+    Ok((rows.into_iter().map(|r| r.pair).collect(), total))
 }
 
 pub async fn count_over_reminded(

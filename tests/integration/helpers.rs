@@ -86,6 +86,13 @@ impl TestEnv {
     }
 
     pub async fn spawn_with(&self, settings: Settings, roles: &[Role]) -> TestApp {
+        let app = self.spawn_unready(settings, roles).await;
+        app.wait_for_broker().await;
+        app
+    }
+
+    /// Starts the roles without waiting for the broker (for tests where it is unreachable).
+    pub async fn spawn_unready(&self, settings: Settings, roles: &[Role]) -> TestApp {
         let app = Application::build(settings, roles)
             .await
             .expect("the application starts");
@@ -93,15 +100,13 @@ impl TestEnv {
         let port = app.port();
         let shutdown = CancellationToken::new();
         let handle = tokio::spawn(app.run(shutdown.clone()));
-        let app = TestApp {
+        TestApp {
             ctx,
             address: port.map(|p| format!("http://127.0.0.1:{p}")),
             http: reqwest::Client::new(),
             shutdown,
             handle: Some(handle),
-        };
-        app.wait_for_broker().await;
-        app
+        }
     }
 
     /// A pool on this test's database (migrated).

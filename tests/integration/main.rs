@@ -1,5 +1,6 @@
 //! Integration tests against the real PostgreSQL and RabbitMQ (one binary, one module per area).
 
+mod api;
 mod cli;
 mod dashboard;
 mod export;

@@ -348,7 +348,7 @@ async fn failures_are_counted_per_pair_and_in_total_without_adding_to_the_freque
     assert_eq!(stats.total_messages, 1);
     assert_eq!(stats.total_failed, 2);
     assert_eq!(stats.total_reports, 1);
-    let detail = reports::detail(
+    let (detail, _) = reports::detail(
         app.pool(),
         &ReportFilter {
             customer: Some(customer),
@@ -388,7 +388,7 @@ async fn a_pair_unknown_to_the_master_data_is_counted_and_shown_with_what_the_ev
     })
     .await;
 
-    let detail = reports::detail(
+    let (detail, _) = reports::detail(
         app.pool(),
         &ReportFilter::default(),
         Page {

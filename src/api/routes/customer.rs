@@ -4,9 +4,11 @@
 use axum::Json;
 use axum::extract::State;
 
-use super::super::ApiState;
+use axum::response::Response;
+
 use super::super::error::{ApiError, ErrorBody};
-use super::super::params::Ids;
+use super::super::params::{Ids, MAX_LIMIT, Params};
+use super::super::{ApiState, with_total};
 use crate::db::reports::{self, Report};
 
 #[utoipa::path(
@@ -14,9 +16,15 @@ use crate::db::reports::{self, Report};
     path = "/whatsapp-report/customer/{id_customer}",
     tag = "reports",
     summary = "One customer's reports",
-    params(("id_customer" = uuid::Uuid, Path, description = "Customer id")),
+    description = "Every report of the customer, latest first; an empty array when there are none. Paged like the list, but a page holds up to 1000 reports by default.",
+    params(
+        ("id_customer" = uuid::Uuid, Path, description = "Customer id"),
+        ("limit" = Option<i64>, Query, description = "Page size, 1 to 1000 (default 1000)"),
+        ("offset" = Option<i64>, Query, description = "Rows to skip (default 0)"),
+    ),
     responses(
-        (status = 200, description = "The customer's reports, latest first (empty when none)", body = Vec<Report>),
+        (status = 200, description = "The customer's reports, latest first (empty when none)", body = Vec<Report>,
+         headers(("X-Total-Count" = i64, description = "The customer's reports, all pages"))),
         (status = 400, description = "Malformed id", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody),
@@ -26,8 +34,11 @@ use crate::db::reports::{self, Report};
 pub async fn customer_reports(
     State(state): State<ApiState>,
     Ids(ids): Ids,
-) -> Result<Json<Vec<Report>>, ApiError> {
-    Ok(Json(reports::by_customer(&state.ctx.pool, ids[0]).await?))
+    params: Params,
+) -> Result<Response, ApiError> {
+    let page = params.page_or(MAX_LIMIT)?;
+    let (rows, total) = reports::by_customer(&state.pool, ids[0], page).await?;
+    Ok(with_total(total, Json(rows)))
 }
 
 #[utoipa::path(
@@ -52,7 +63,7 @@ pub async fn pair_report(
     State(state): State<ApiState>,
     Ids(ids): Ids,
 ) -> Result<Json<Report>, ApiError> {
-    reports::by_pair(&state.ctx.pool, ids[0], ids[1])
+    reports::by_pair(&state.pool, ids[0], ids[1])
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::NotFound("no report for this customer and vehicle".into()))

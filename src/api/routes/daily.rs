@@ -64,7 +64,7 @@ pub async fn daily(
     }
     let end = to.checked_add_days(Days::new(1)).unwrap_or(to);
     let rows = reports::daily(
-        &state.ctx.pool,
+        &state.pool,
         state.tz.name(),
         start_of_day(state.tz, from),
         start_of_day(state.tz, end),

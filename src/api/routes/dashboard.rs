@@ -37,10 +37,14 @@ pub async fn index() -> impl IntoResponse {
     asset("text/html; charset=utf-8", INDEX)
 }
 
+#[utoipa::path(get, path = "/assets/dashboard.js", tag = "operations", summary = "The dashboard's script",
+    responses((status = 200, description = "JavaScript", content_type = "text/javascript", body = String)))]
 pub async fn script() -> impl IntoResponse {
     asset("text/javascript; charset=utf-8", SCRIPT)
 }
 
+#[utoipa::path(get, path = "/assets/dashboard.css", tag = "operations", summary = "The dashboard's style sheet",
+    responses((status = 200, description = "CSS", content_type = "text/css", body = String)))]
 pub async fn style() -> impl IntoResponse {
     asset("text/css; charset=utf-8", STYLE)
 }

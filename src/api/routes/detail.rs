@@ -38,10 +38,6 @@ pub async fn list_details(
 ) -> Result<impl IntoResponse, ApiError> {
     let filter = report_filter(&params)?;
     let page = params.page()?;
-    let pool = &state.ctx.pool;
-    let (rows, total) = tokio::try_join!(
-        reports::detail(pool, &filter, page),
-        reports::count(pool, &filter)
-    )?;
+    let (rows, total) = reports::detail(&state.pool, &filter, page).await?;
     Ok(with_total(total, Json(rows)))
 }

@@ -29,6 +29,7 @@ use crate::report_csv;
         (status = 200, description = "CSV", content_type = "text/csv", body = String),
         (status = 400, description = "Malformed parameter", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
     ),
     security((), ("bearer" = [])),
 )]
@@ -37,11 +38,24 @@ pub async fn export_csv(
     params: Params,
 ) -> Result<Response, ApiError> {
     let filter = report_filter(&params)?;
+    let mut rows = reports::detail_stream(&state.pool, filter);
+    // The first row (or the end) decides the status: a database that is down is a 503 with a
+    // JSON body, not a 200 whose body breaks off.
+    let first = match rows.next().await {
+        Some(Err(e)) => return Err(e.into()),
+        Some(Ok(row)) => Some(Ok(row)),
+        // An empty export: the stream is over and must not be polled again.
+        None => {
+            rows = futures::stream::empty().boxed();
+            None
+        }
+    };
     let header_row =
         futures::stream::once(async { Ok::<_, std::io::Error>(Bytes::from(report_csv::header())) });
     // Rows already read go out together (up to 256 in one chunk, about 70 KB), so a large
     // export is not one HTTP frame per row; a slow database still gets each row out at once.
-    let rows = reports::detail_stream(&state.ctx.pool, filter)
+    let rows = futures::stream::iter(first)
+        .chain(rows)
         .ready_chunks(256)
         .map(|rows| {
             let mut chunk = String::with_capacity(rows.len() * 300);

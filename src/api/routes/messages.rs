@@ -44,6 +44,6 @@ pub async fn messages(
         period: params.period(state.tz)?,
     };
     let page = params.page()?;
-    let (rows, total) = reports::messages(&state.ctx.pool, &filter, page).await?;
+    let (rows, total) = reports::messages(&state.pool, &filter, page).await?;
     Ok(with_total(total, Json(rows)))
 }

@@ -6,6 +6,8 @@ use axum::extract::State;
 
 use super::super::ApiState;
 
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", summary = "This OpenAPI 3 description",
+    responses((status = 200, description = "OpenAPI 3 document", content_type = "application/json")))]
 pub async fn openapi(State(state): State<ApiState>) -> Json<utoipa::openapi::OpenApi> {
     Json((*state.openapi).clone())
 }

@@ -5,9 +5,11 @@ use axum::Json;
 use axum::extract::State;
 use chrono::{Duration, Utc};
 
-use super::super::ApiState;
+use axum::response::Response;
+
 use super::super::error::{ApiError, ErrorBody};
 use super::super::params::Params;
+use super::super::{ApiState, with_total};
 use crate::db::reports::{self, OverReminded};
 
 #[utoipa::path(
@@ -19,10 +21,12 @@ use crate::db::reports::{self, OverReminded};
     params(
         ("days" = Option<i64>, Query, description = "Window in days, 1 to 3660 (default alerts.window_days)"),
         ("max" = Option<i64>, Query, description = "Threshold (default alerts.max_frequency)"),
-        ("limit" = Option<i64>, Query, description = "At most this many pairs, 1 to 1000 (default 50)"),
+        ("limit" = Option<i64>, Query, description = "Page size, 1 to 1000 (default 50)"),
+        ("offset" = Option<i64>, Query, description = "Pairs to skip (default 0)"),
     ),
     responses(
-        (status = 200, description = "Over-reminded pairs", body = Vec<OverReminded>),
+        (status = 200, description = "Over-reminded pairs", body = Vec<OverReminded>,
+         headers(("X-Total-Count" = i64, description = "Over-reminded pairs, all pages"))),
         (status = 400, description = "Malformed parameter", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody),
@@ -32,7 +36,7 @@ use crate::db::reports::{self, OverReminded};
 pub async fn over_reminded(
     State(state): State<ApiState>,
     params: Params,
-) -> Result<Json<Vec<OverReminded>>, ApiError> {
+) -> Result<Response, ApiError> {
     let alerts = &state.ctx.settings.alerts;
     let days = params.integer("days")?.unwrap_or(alerts.window_days as i64);
     if !(1..=3660).contains(&days) {
@@ -43,10 +47,10 @@ pub async fn over_reminded(
     }
     let max = params
         .integer("max")?
-        .unwrap_or(alerts.max_frequency as i64);
+        .unwrap_or(alerts.max_frequency as i64)
+        .min(i64::from(i32::MAX));
     let page = params.page()?;
     let since = Utc::now() - Duration::days(days);
-    Ok(Json(
-        reports::over_reminded(&state.ctx.pool, since, max, page.limit).await?,
-    ))
+    let (rows, total) = reports::over_reminded(&state.pool, since, max, page).await?;
+    Ok(with_total(total, Json(rows)))
 }

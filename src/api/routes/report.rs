@@ -27,7 +27,7 @@ pub async fn report_by_id(
     State(state): State<ApiState>,
     Ids(ids): Ids,
 ) -> Result<Json<Report>, ApiError> {
-    reports::by_id(&state.ctx.pool, ids[0])
+    reports::by_id(&state.pool, ids[0])
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::NotFound(format!("no report with id {}", ids[0])))

@@ -6,7 +6,11 @@ use axum::extract::State;
 use super::super::ApiState;
 use super::super::error::{ApiError, ErrorBody};
 use super::super::params::Params;
-use crate::db::reports::{self, Statistics};
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+
+use crate::db::reports::{self, Period, Statistics};
 
 #[utoipa::path(
     get,
@@ -32,7 +36,19 @@ pub async fn statistics(
 ) -> Result<Json<Statistics>, ApiError> {
     let period = params.period(state.tz)?;
     let days = params.dates()?;
-    Ok(Json(
-        reports::statistics(&state.ctx.pool, period, days).await?,
-    ))
+    let pool = state.pool.clone();
+    let answer = state
+        .statistics
+        .run((period, days.0, days.1), move || async move {
+            reports::statistics(&pool, period, days)
+                .await
+                .map_err(Arc::new)
+        })
+        .await;
+    answer.map(Json).map_err(|e| ApiError::from_db(&e))
 }
+
+/// What identifies one statistics query.
+pub type Key = (Option<Period>, Option<NaiveDate>, Option<NaiveDate>);
+/// Its answer, shared by every request that joined it.
+pub type Answer = Result<Statistics, Arc<sqlx::Error>>;
