@@ -252,7 +252,7 @@ impl BenchEnv {
             ),
         }
         let databases = self.databases.lock().expect("lock").clone();
-        match PgPool::connect(&self.opts.database_url("postgres")).await {
+        match admin_pool(&self.opts).await {
             Ok(pool) => {
                 for db in databases {
                     if let Err(e) = drop_database(&pool, &db).await {
@@ -264,6 +264,18 @@ impl BenchEnv {
             Err(e) => eprintln!("reminder-bench: could not drop the bench databases: {e}"),
         }
     }
+}
+
+/// A connection to the maintenance database, quiet about slow statements (dropping a
+/// database with millions of rows takes seconds).
+pub async fn admin_pool(opts: &Opts) -> anyhow::Result<PgPool> {
+    use sqlx::ConnectOptions as _;
+    let options = reminder::db::connect_options(&opts.database_url("postgres"))?
+        .log_slow_statements(tracing::log::LevelFilter::Off, Duration::from_secs(60));
+    Ok(sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect_with(options)
+        .await?)
 }
 
 pub async fn drop_database(admin: &PgPool, name: &str) -> Result<(), sqlx::Error> {

@@ -52,6 +52,8 @@ async fn parallel(pool: &PgPool, prelude: &str, sql: &str, n: u64) -> anyhow::Re
         let sql = sql.to_string();
         tasks.spawn(async move {
             let mut conn = pool.acquire().await?;
+            // Session settings must not leak to the pool: the connection is closed, not returned.
+            conn.close_on_drop();
             if !prelude.is_empty() {
                 sqlx::raw_sql(sqlx::AssertSqlSafe(prelude))
                     .execute(&mut *conn)
@@ -62,8 +64,6 @@ async fn parallel(pool: &PgPool, prelude: &str, sql: &str, n: u64) -> anyhow::Re
                 .bind(end as i64)
                 .execute(&mut *conn)
                 .await?;
-            // Back to the default for whoever gets this connection next.
-            sqlx::raw_sql("RESET ALL").execute(&mut *conn).await?;
             Ok::<_, sqlx::Error>(())
         });
     }
@@ -94,7 +94,7 @@ pub async fn load_fleet(pool: &PgPool, fleet: &Fleet) -> anyhow::Result<()> {
     // The others are due after the window, before it, or have no date.
     let sql = format!(
         "INSERT INTO vehicles (id, id_customer, plate_number, brand, model, next_maintenance_date)
-         SELECT {VEHICLE_ID}, {CUSTOMER_ID}, 'B ' || (i % 10000) || ' ' || chr(65 + (i % 26)) || 'X',
+         SELECT {VEHICLE_ID}, {CUSTOMER_ID}, 'B ' || (i % 10000) || ' ' || chr(65 + (i % 26)::int) || 'X',
                 'Honda', 'Vario 125',
                 CASE WHEN (i * {due}) % {total} < {due} THEN $3::date + (i % ({days} + 1))::int
                      WHEN i % 7 = 0 THEN NULL
@@ -112,6 +112,8 @@ pub async fn load_fleet(pool: &PgPool, fleet: &Fleet) -> anyhow::Result<()> {
         let run_date = fleet.run_date;
         tasks.spawn(async move {
             let mut conn = pool.acquire().await?;
+            // Session settings must not leak to the pool: the connection is closed, not returned.
+            conn.close_on_drop();
             sqlx::raw_sql("SET session_replication_role = replica; SET synchronous_commit = off")
                 .execute(&mut *conn)
                 .await?;
@@ -121,7 +123,6 @@ pub async fn load_fleet(pool: &PgPool, fleet: &Fleet) -> anyhow::Result<()> {
                 .bind(run_date)
                 .execute(&mut *conn)
                 .await?;
-            sqlx::raw_sql("RESET ALL").execute(&mut *conn).await?;
             Ok::<_, sqlx::Error>(())
         });
     }
@@ -177,7 +178,7 @@ pub async fn load_history(pool: &PgPool, reports: u64, messages: u64) -> anyhow:
                                           created_at, updated_at)
              SELECT {CUSTOMER_ID}, {VEHICLE_ID}, {base}, {per_report},
                     'Customer ' || (i / 2), '62812' || lpad(((i / 2) % 100000000)::text, 8, '0'),
-                    'B ' || (i % 10000) || ' ' || chr(65 + (i % 26)) || 'X',
+                    'B ' || (i % 10000) || ' ' || chr(65 + (i % 26)::int) || 'X',
                     {base} - ({per_report} - 1) * interval '5 days', {base}
              FROM generate_series($1::bigint, $2::bigint - 1) i"
         ),
@@ -238,6 +239,8 @@ async fn parallel_range(pool: &PgPool, sql: &str, start: u64, end: u64) -> anyho
         let sql = sql.to_string();
         tasks.spawn(async move {
             let mut conn = pool.acquire().await?;
+            // Session settings must not leak to the pool: the connection is closed, not returned.
+            conn.close_on_drop();
             sqlx::raw_sql("SET synchronous_commit = off")
                 .execute(&mut *conn)
                 .await?;
@@ -246,7 +249,6 @@ async fn parallel_range(pool: &PgPool, sql: &str, start: u64, end: u64) -> anyho
                 .bind((start + b) as i64)
                 .execute(&mut *conn)
                 .await?;
-            sqlx::raw_sql("RESET ALL").execute(&mut *conn).await?;
             Ok::<_, sqlx::Error>(())
         });
     }
@@ -283,6 +285,8 @@ async fn recreate_indexes(pool: &PgPool, definitions: Vec<String>) -> anyhow::Re
         let queue = queue.clone();
         tasks.spawn(async move {
             let mut conn = pool.acquire().await?;
+            // Session settings must not leak to the pool: the connection is closed, not returned.
+            conn.close_on_drop();
             sqlx::raw_sql("SET maintenance_work_mem = '256MB'")
                 .execute(&mut *conn)
                 .await?;
@@ -294,7 +298,6 @@ async fn recreate_indexes(pool: &PgPool, definitions: Vec<String>) -> anyhow::Re
                     .execute(&mut *conn)
                     .await?;
             }
-            sqlx::raw_sql("RESET ALL").execute(&mut *conn).await?;
             Ok::<_, sqlx::Error>(())
         });
     }

@@ -316,8 +316,8 @@ mod tests {
             at(1050),
             at(2500),
         ];
-        // [900, 1900) holds 900, 950, 1000, 1050.
-        assert_eq!(max_in_window(&v, Duration::from_secs(1)), 4);
+        // [100, 1100) holds 100, 900, 950, 1000 and 1050; no clock second holds more than 4.
+        assert_eq!(max_in_window(&v, Duration::from_secs(1)), 5);
         assert_eq!(max_per_clock_second(&v), 4);
     }
 }
