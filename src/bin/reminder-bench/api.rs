@@ -99,8 +99,7 @@ pub async fn run(opts: &Opts) -> anyhow::Result<bool> {
 }
 
 async fn measure(env: &BenchEnv, o: &Opts) -> anyhow::Result<(Vec<RouteFigures>, Vec<Route>, f64)> {
-    let mut settings = env.settings.clone();
-    settings.database.max_connections = 20;
+    let settings = env.settings.clone();
     let app = Application::build(settings.clone(), &[Role::Api]).await?;
     let ctx = app.context().clone();
     let port = app.port().context("the API listens")?;

@@ -111,6 +111,10 @@ pub struct Opts {
     #[arg(long, default_value_t = 0)]
     pub paced_rate: u64,
 
+    /// database.max_connections of the roles under test (pool size per process).
+    #[arg(long, default_value_t = 20)]
+    pub db_connections: u32,
+
     /// Log filter for reminder's own logs (RUST_LOG overrides).
     #[arg(long, default_value = "warn")]
     pub log: String,
@@ -166,7 +170,7 @@ impl BenchEnv {
         let db = format!("reminder_bench_{scenario}_{id}");
         let mut s = Settings::defaults();
         s.database.url = opts.database_url(&db);
-        s.database.max_connections = 20;
+        s.database.max_connections = opts.db_connections;
         s.amqp.url = opts.amqp_url.clone();
         s.amqp.exchange = format!("bench-{id}.events");
         s.amqp.queue_prefix = format!("bench-{id}.");

@@ -29,6 +29,7 @@ use reminder::sender::providers::{self, OutboundMessage};
 struct Figures {
     rates: Vec<f64>,
     provider_alone: Vec<f64>,
+    db_alone: Vec<f64>,
     calls_per_reminder: Vec<f64>,
     limited_rates: Vec<f64>,
     max_sliding: Vec<f64>,
@@ -61,6 +62,14 @@ pub async fn run(opts: &Opts, _ceilings: &Ceilings) -> anyhow::Result<bool> {
         )
         .vs("provider client alone", provider, Unit::PerSec)
         .target(Target::AtLeast(1000.0)),
+    );
+    t.row(
+        Row::new(
+            "the sender's per-reminder queries alone (get, claim, record_sent)",
+            Summary::of(&f.db_alone),
+            Unit::PerSec,
+        )
+        .vs("provider client alone", provider, Unit::PerSec),
     );
     t.row(
         Row::new(
@@ -140,6 +149,7 @@ async fn measure(env: &BenchEnv, o: &Opts, mock: &MockCloudApi) -> anyhow::Resul
     let mut f = Figures {
         rates: vec![],
         provider_alone: vec![],
+        db_alone: vec![],
         calls_per_reminder: vec![],
         limited_rates: vec![],
         max_sliding: vec![],
@@ -168,6 +178,16 @@ async fn measure(env: &BenchEnv, o: &Opts, mock: &MockCloudApi) -> anyhow::Resul
             results.iter().all(|ok| *ok),
             "the mock refused some provider calls"
         );
+
+        // The sender's database path alone: the same queries per reminder, same pool.
+        let started = Instant::now();
+        let results: Vec<Result<(), sqlx::Error>> = futures::stream::iter(0..n)
+            .map(|i| dispatch_path(&ctx.pool, i, &country))
+            .buffer_unordered(o.sender_concurrency)
+            .collect()
+            .await;
+        f.db_alone.push(n as f64 / started.elapsed().as_secs_f64());
+        results.into_iter().collect::<Result<Vec<()>, _>>()?;
 
         // The sender.
         mock.reset();
@@ -234,6 +254,32 @@ async fn measure(env: &BenchEnv, o: &Opts, mock: &MockCloudApi) -> anyhow::Resul
     amqp.close().await;
     ctx.pool.close().await;
     Ok(f)
+}
+
+/// What the sender asks PostgreSQL for one reminder that goes out: look it up, claim the
+/// attempt, record the answer (two of them commit).
+async fn dispatch_path(
+    pool: &sqlx::PgPool,
+    i: u64,
+    country: &reminder::domain::CountryCode,
+) -> Result<(), sqlx::Error> {
+    use reminder::db::dispatch;
+    let id = Uuid::new_v4().to_string();
+    let due = reminder::domain::MaintenanceDue {
+        customer_id: Uuid::new_v4(),
+        vehicle_id: Uuid::new_v4(),
+        customer_name: format!("Customer {i}"),
+        phone: PhoneNumber::parse(&format!("0812{:08}", i % 100_000_000), country)
+            .expect("a valid number"),
+        plate_number: format!("B {} XY", i % 10_000),
+        vehicle: None,
+        due_date: Utc::now().date_naive(),
+        locale: None,
+    };
+    dispatch::get(pool, &id).await?;
+    dispatch::claim(pool, &id, &due, "cloud_api", Duration::from_secs(40), 5).await?;
+    dispatch::record_sent(pool, &id, "wamid.bench", Utc::now()).await?;
+    Ok(())
 }
 
 /// Publishes `n` fresh `maintenance.due` events, each for its own customer and number.
