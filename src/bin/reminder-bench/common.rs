@@ -79,8 +79,11 @@ pub struct Opts {
     #[arg(long, default_value_t = 10_000)]
     pub tracker_pairs: u64,
     /// tracker: events per round of the seed's way (one transaction and one ack per message).
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 2_000)]
     pub baseline_events: u64,
+    /// tracker: tracker.batch_size (0: the configured default).
+    #[arg(long, default_value_t = 0)]
+    pub tracker_batch: usize,
 
     /// api: report rows.
     #[arg(long, default_value_t = 1_000_000)]

@@ -29,6 +29,7 @@ use reminder::tracker::Tracker;
 
 struct Figures {
     rates: Vec<f64>,
+    statement: Vec<f64>,
     baseline: Vec<f64>,
     miscounted: Vec<f64>,
 }
@@ -46,7 +47,10 @@ pub async fn run(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
         measure(&env, &o).await
     })
     .await?;
-    let s = reminder::configuration::Settings::defaults().tracker;
+    let mut s = reminder::configuration::Settings::defaults().tracker;
+    if opts.tracker_batch > 0 {
+        s.batch_size = opts.tracker_batch;
+    }
     let mut t = Table::new(format!(
         "tracker: {} message.sent over {} pairs per round (tracker.batch_size {}, batch_linger_ms {})",
         crate::report::thousands(opts.tracker_events as f64),
@@ -60,6 +64,17 @@ pub async fn run(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
         Row::new("tracker events/s", rates, Unit::PerSec)
             .vs(ceiling_name, ceiling, Unit::PerSec)
             .target(Target::RatioAtLeast(0.6)),
+    );
+    t.row(
+        Row::new(
+            format!(
+                "the tracker's statement alone (apply_batch, {} per call, one after another)",
+                s.batch_size
+            ),
+            Summary::of(&f.statement),
+            Unit::PerSec,
+        )
+        .vs(ceiling_name, ceiling, Unit::PerSec),
     );
     t.row(
         Row::new(
@@ -92,10 +107,14 @@ pub async fn run(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
 }
 
 async fn measure(env: &BenchEnv, o: &Opts) -> anyhow::Result<Figures> {
+    let mut settings = env.settings.clone();
+    if o.tracker_batch > 0 {
+        settings.tracker.batch_size = o.tracker_batch;
+    }
     let broker_shutdown = CancellationToken::new();
     let _stop = broker_shutdown.clone().drop_guard();
     let ctx = reminder::startup::connect(
-        env.settings.clone(),
+        settings.clone(),
         "reminder-bench tracker",
         broker_shutdown.clone(),
     )
@@ -111,6 +130,7 @@ async fn measure(env: &BenchEnv, o: &Opts) -> anyhow::Result<Figures> {
     let pool = ctx.pool.clone();
     let mut f = Figures {
         rates: vec![],
+        statement: vec![],
         baseline: vec![],
         miscounted: vec![],
     };
@@ -152,6 +172,42 @@ async fn measure(env: &BenchEnv, o: &Opts) -> anyhow::Result<Figures> {
             "events were dead-lettered"
         );
     }
+
+    // The tracker's statement alone, on a database of its own: where the time goes.
+    let mut db = settings.database.clone();
+    db.url = env.extra_database("statement");
+    let statement_pool = reminder::db::migrate(&db).await?;
+    for _ in 0..o.rounds {
+        let now = Utc::now();
+        let outcomes: Vec<MessageOutcome> = (0..n)
+            .map(|i| {
+                let (c, v) = common::pair(seed, i % o.tracker_pairs);
+                let reminder_id = Uuid::new_v4().to_string();
+                MessageOutcome {
+                    event_id: reminder::domain::events::outcome_id(MESSAGE_SENT, &reminder_id),
+                    reminder_id,
+                    customer_id: c,
+                    vehicle_id: v,
+                    status: reminder::domain::OutcomeStatus::Sent,
+                    provider: "cloud_api".into(),
+                    provider_message_id: Some(format!("wamid.bench{i}")),
+                    error_code: None,
+                    error: None,
+                    attempts: 1,
+                    at: now,
+                    phone: Some(format!("62812{:08}", i % o.tracker_pairs)),
+                    customer_name: Some(format!("Customer {}", i % o.tracker_pairs)),
+                    plate_number: Some(format!("B {} XY", i % 10_000)),
+                }
+            })
+            .collect();
+        let started = Instant::now();
+        for chunk in outcomes.chunks(settings.tracker.batch_size) {
+            reminder::db::tracking::apply_batch(&statement_pool, chunk).await?;
+        }
+        f.statement.push(n as f64 / started.elapsed().as_secs_f64());
+    }
+    statement_pool.close().await;
 
     // The seed's way, on its own queue and table.
     let queue = env.extra_queue("seed-baseline");
