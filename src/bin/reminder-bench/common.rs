@@ -69,7 +69,7 @@ pub struct Opts {
     #[arg(long, default_value_t = 80)]
     pub rate_limit: u32,
     /// sender: how long each rate-limit round runs.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 8)]
     pub rate_seconds: u64,
 
     /// tracker: message.sent events per round.
@@ -95,7 +95,7 @@ pub struct Opts {
     #[arg(long, default_value_t = 50)]
     pub api_connections: usize,
     /// api: seconds of load per route and round.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 3)]
     pub api_seconds: u64,
 
     /// e2e: due reminders per round.
@@ -108,7 +108,7 @@ pub struct Opts {
     #[arg(long, default_value_t = 1000)]
     pub e2e_concurrency: usize,
     /// e2e: seconds of paced publishing for the publish-to-counted latency.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 5)]
     pub paced_seconds: u64,
     /// e2e: paced publishing rate (0: a quarter of the publish ceiling, the e2e target).
     #[arg(long, default_value_t = 0)]
