@@ -190,10 +190,7 @@ impl TestApp {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!(
-            "{}{path}",
-            self.address.as_deref().expect("the api role runs")
-        )
+        format!("{}{path}", self.address.as_deref().expect("the api role runs"))
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
@@ -207,10 +204,7 @@ impl TestApp {
     }
 
     async fn wait_for_broker(&self) {
-        wait_until(Duration::from_secs(10), || async {
-            self.ctx.broker.is_connected()
-        })
-        .await;
+        wait_until(Duration::from_secs(10), || async { self.ctx.broker.is_connected() }).await;
     }
 
     /// Stops the roles gracefully and waits for them.

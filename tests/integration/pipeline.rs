@@ -14,12 +14,8 @@ async fn a_published_maintenance_due_is_sent_and_counted_in_the_statistics() {
     let amqp = env.amqp().await;
     let (customer, vehicle) = (Uuid::new_v4(), Uuid::new_v4());
 
-    amqp.publish_event(&maintenance_due(
-        &Uuid::new_v4().to_string(),
-        customer,
-        vehicle,
-    ))
-    .await;
+    amqp.publish_event(&maintenance_due(&Uuid::new_v4().to_string(), customer, vehicle))
+        .await;
 
     wait_until(Duration::from_secs(20), || async {
         app.get_json("/whatsapp-report/statistics").await["total_messages"] == 1
@@ -29,9 +25,7 @@ async fn a_published_maintenance_due_is_sent_and_counted_in_the_statistics() {
     assert_eq!(stats["total_reports"], 1);
     assert_eq!(stats["unique_customers"], 1);
     let report = app
-        .get_json(&format!(
-            "/whatsapp-report/customer/{customer}/vehicle/{vehicle}"
-        ))
+        .get_json(&format!("/whatsapp-report/customer/{customer}/vehicle/{vehicle}"))
         .await;
     assert_eq!(report["frequency"], 1);
     app.stop().await;
