@@ -1,0 +1,577 @@
+//! What every scenario shares: the options, a private database and exchange/queue prefix per
+//! scenario that is removed on every exit path, raw RabbitMQ publishing, polling, sample events
+//! and the process's resident memory.
+
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use chrono::{NaiveDate, Utc};
+use futures::{FutureExt as _, StreamExt as _};
+use lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeleteOptions, QueueDeclareOptions,
+    QueueDeleteOptions, QueuePurgeOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
+use reminder::broker::Topology;
+use reminder::configuration::{ProviderKind, Secret, Settings};
+use reminder::domain::events::{MAINTENANCE_DUE, MESSAGE_SENT, outcome_id};
+use reminder::domain::{CountryCode, MaintenanceDue, MessageSent, OutgoingEvent, PhoneNumber};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// Options of every scenario. Defaults are the sizes the issues ask for.
+#[derive(Debug, Clone, clap::Args, serde::Serialize, serde::Deserialize)]
+pub struct Opts {
+    /// Measured rounds per figure (medians and min..max are over these).
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    /// PostgreSQL server URL, without a database name.
+    #[arg(
+        long,
+        env = "REMINDER_BENCH_PG_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432"
+    )]
+    pub pg_url: String,
+    /// RabbitMQ URL.
+    #[arg(
+        long,
+        env = "REMINDER_BENCH_AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+    )]
+    pub amqp_url: String,
+    /// Messages (and upserted events) per ceiling round.
+    #[arg(long, default_value_t = 50_000)]
+    pub ceiling_messages: usize,
+    /// Unconfirmed publishes in flight for the publish ceiling (and amqp.publish_window).
+    #[arg(long, default_value_t = 1000)]
+    pub publish_window: usize,
+
+    /// producer: vehicles in the fleet.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub vehicles: u64,
+    /// producer: of which due within producer.days_ahead.
+    #[arg(long, default_value_t = 100_000)]
+    pub due: u64,
+
+    /// sender: reminders per throughput round.
+    #[arg(long, default_value_t = 10_000)]
+    pub sends: u64,
+    /// sender: sender.concurrency (sends in flight; also the prefetch).
+    #[arg(long, default_value_t = 500)]
+    pub sender_concurrency: usize,
+    /// sender: the mock Cloud API's answer delay.
+    #[arg(long, default_value_t = 100)]
+    pub provider_delay_ms: u64,
+    /// sender: whatsapp.max_per_second for the rate-limit part.
+    #[arg(long, default_value_t = 80)]
+    pub rate_limit: u32,
+    /// sender: how long each rate-limit round runs.
+    #[arg(long, default_value_t = 8)]
+    pub rate_seconds: u64,
+
+    /// tracker: message.sent events per round.
+    #[arg(long, default_value_t = 200_000)]
+    pub tracker_events: u64,
+    /// tracker: (customer, vehicle) pairs they are spread over.
+    #[arg(long, default_value_t = 10_000)]
+    pub tracker_pairs: u64,
+    /// tracker: events per round of the seed's way (one transaction and one ack per message).
+    #[arg(long, default_value_t = 2_000)]
+    pub baseline_events: u64,
+    /// tracker: tracker.batch_size (0: the configured default).
+    #[arg(long, default_value_t = 0)]
+    pub tracker_batch: usize,
+
+    /// api: report rows.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub api_reports: u64,
+    /// api: message records (spread evenly over the reports).
+    #[arg(long, default_value_t = 5_000_000)]
+    pub api_messages: u64,
+    /// api: concurrent connections of the load generator.
+    #[arg(long, default_value_t = 50)]
+    pub api_connections: usize,
+    /// api: seconds of load per route and round.
+    #[arg(long, default_value_t = 3)]
+    pub api_seconds: u64,
+
+    /// e2e: due reminders per round.
+    #[arg(long, default_value_t = 100_000)]
+    pub e2e_reminders: u64,
+    /// e2e: the mock Cloud API's answer delay.
+    #[arg(long, default_value_t = 50)]
+    pub e2e_provider_delay_ms: u64,
+    /// e2e: sender.concurrency.
+    #[arg(long, default_value_t = 1000)]
+    pub e2e_concurrency: usize,
+    /// e2e: seconds of paced publishing for the publish-to-counted latency.
+    #[arg(long, default_value_t = 5)]
+    pub paced_seconds: u64,
+    /// e2e: paced publishing rate (0: a quarter of the publish ceiling, the e2e target).
+    #[arg(long, default_value_t = 0)]
+    pub paced_rate: u64,
+
+    /// database.max_connections of the roles under test (pool size per process).
+    #[arg(long, default_value_t = 20)]
+    pub db_connections: u32,
+
+    /// Log filter for reminder's own logs (RUST_LOG overrides).
+    #[arg(long, default_value = "warn")]
+    pub log: String,
+}
+
+impl Opts {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.rounds == 0 {
+            bail!("--rounds must be at least 1");
+        }
+        if self.due > self.vehicles {
+            bail!("--due cannot exceed --vehicles");
+        }
+        if self.tracker_pairs == 0 || self.tracker_events == 0 {
+            bail!("--tracker-events and --tracker-pairs must be positive");
+        }
+        if self.api_reports == 0 || !self.api_messages.is_multiple_of(self.api_reports) {
+            bail!("--api-messages must be a multiple of --api-reports");
+        }
+        if self.sender_concurrency == 0
+            || self.e2e_concurrency == 0
+            || self.sender_concurrency > u16::MAX as usize
+            || self.e2e_concurrency > u16::MAX as usize
+        {
+            bail!("concurrency must be between 1 and 65535");
+        }
+        Ok(())
+    }
+
+    pub fn database_url(&self, name: &str) -> String {
+        format!("{}/{name}", self.pg_url.trim_end_matches('/'))
+    }
+}
+
+pub fn init_logs(opts: &Opts) {
+    let mut t = Settings::defaults().telemetry;
+    t.level = opts.log.clone();
+    reminder::telemetry::init(&t);
+}
+
+/// A scenario's private database(s), exchange and queues.
+pub struct BenchEnv {
+    pub id: String,
+    pub settings: Settings,
+    opts: Opts,
+    databases: Mutex<Vec<String>>,
+    extra_queues: Mutex<Vec<String>>,
+}
+
+impl BenchEnv {
+    pub fn new(scenario: &str, opts: &Opts) -> BenchEnv {
+        let id = Uuid::new_v4().simple().to_string()[..10].to_string();
+        let db = format!("reminder_bench_{scenario}_{id}");
+        let mut s = Settings::defaults();
+        s.database.url = opts.database_url(&db);
+        s.database.max_connections = opts.db_connections;
+        s.amqp.url = opts.amqp_url.clone();
+        s.amqp.exchange = format!("bench-{id}.events");
+        s.amqp.queue_prefix = format!("bench-{id}.");
+        s.amqp.publish_window = opts.publish_window;
+        s.producer.catch_up_on_start = false;
+        s.whatsapp.provider = ProviderKind::Log;
+        s.whatsapp.max_per_second = 0;
+        s.sender.recipient_interval_ms = 0;
+        s.telemetry.level = opts.log.clone();
+        s.http.bind = "127.0.0.1:0".into();
+        s.runtime.shutdown_timeout_secs = 10;
+        BenchEnv {
+            id,
+            settings: s,
+            opts: opts.clone(),
+            databases: Mutex::new(vec![db]),
+            extra_queues: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn topology(&self) -> Topology {
+        Topology::new(&self.settings.amqp)
+    }
+
+    /// Another database of this scenario (removed with the rest), e.g. a fresh one per round.
+    pub fn extra_database(&self, suffix: &str) -> String {
+        let name = format!("reminder_bench_{}_{suffix}", self.id);
+        self.databases.lock().expect("lock").push(name.clone());
+        self.opts.database_url(&name)
+    }
+
+    /// A queue name under this scenario's prefix, deleted at clean-up.
+    pub fn extra_queue(&self, role: &str) -> String {
+        let name = format!("{}{role}", self.settings.amqp.queue_prefix);
+        self.extra_queues.lock().expect("lock").push(name.clone());
+        name
+    }
+
+    /// Points the sender at a mock Cloud API.
+    pub fn use_mock_cloud_api(settings: &mut Settings, base_url: &str) {
+        let w = &mut settings.whatsapp;
+        w.provider = ProviderKind::CloudApi;
+        w.cloud_api.base_url = base_url.to_string();
+        w.cloud_api.phone_number_id = crate::mock_provider::PHONE_NUMBER_ID.into();
+        w.cloud_api.access_token = Secret::new("EAAbench-token");
+        w.request_timeout_ms = 10_000;
+    }
+
+    /// Deletes the queues and exchanges and drops the databases. Best effort: reports what it
+    /// could not remove.
+    pub async fn cleanup(&self) {
+        let topology = self.topology();
+        let mut queues = topology.queue_names();
+        for n in 1..=16 {
+            queues.push(topology.retry_queue(self.settings.sender.retry_delay(n)));
+        }
+        queues.extend(self.extra_queues.lock().expect("lock").iter().cloned());
+        queues.sort();
+        queues.dedup();
+        match Connection::connect(&self.opts.amqp_url, ConnectionProperties::default()).await {
+            Ok(conn) => {
+                for q in &queues {
+                    if let Ok(ch) = conn.create_channel().await {
+                        let _ = ch
+                            .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+                            .await;
+                        let _ = ch.close(200, "".into()).await;
+                    }
+                }
+                for x in [&topology.exchange, &topology.dead_letter_exchange] {
+                    if let Ok(ch) = conn.create_channel().await {
+                        let _ = ch
+                            .exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default())
+                            .await;
+                        let _ = ch.close(200, "".into()).await;
+                    }
+                }
+                let _ = conn.close(200, "".into()).await;
+            }
+            Err(e) => eprintln!(
+                "reminder-bench: could not delete queues {}*: {e}",
+                self.settings.amqp.queue_prefix
+            ),
+        }
+        let databases = self.databases.lock().expect("lock").clone();
+        match admin_pool(&self.opts).await {
+            Ok(pool) => {
+                for db in databases {
+                    if let Err(e) = drop_database(&pool, &db).await {
+                        eprintln!("reminder-bench: could not drop database {db}: {e}");
+                    }
+                }
+                pool.close().await;
+            }
+            Err(e) => eprintln!("reminder-bench: could not drop the bench databases: {e}"),
+        }
+    }
+}
+
+/// A connection to the maintenance database, quiet about slow statements (dropping a
+/// database with millions of rows takes seconds).
+pub async fn admin_pool(opts: &Opts) -> anyhow::Result<PgPool> {
+    use sqlx::ConnectOptions as _;
+    let options = reminder::db::connect_options(&opts.database_url("postgres"))?
+        .log_slow_statements(tracing::log::LevelFilter::Off, Duration::from_secs(60));
+    Ok(sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect_with(options)
+        .await?)
+}
+
+pub async fn drop_database(admin: &PgPool, name: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+    )))
+    .execute(admin)
+    .await
+    .map(|_| ())
+}
+
+/// Runs `body` with a fresh `BenchEnv` and cleans up afterwards whatever happened: success,
+/// error, panic or Ctrl-C.
+pub async fn guarded<T, F, Fut>(scenario: &str, opts: &Opts, body: F) -> anyhow::Result<T>
+where
+    F: FnOnce(std::sync::Arc<BenchEnv>) -> Fut,
+    Fut: Future<Output = anyhow::Result<T>>,
+{
+    let env = std::sync::Arc::new(BenchEnv::new(scenario, opts));
+    let work = std::panic::AssertUnwindSafe(body(env.clone())).catch_unwind();
+    let result = tokio::select! {
+        r = work => match r {
+            Ok(r) => r,
+            Err(panic) => Err(anyhow::anyhow!("the {scenario} scenario panicked: {}", panic_text(&panic))),
+        },
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+    };
+    env.cleanup().await;
+    result.with_context(|| format!("{scenario} scenario"))
+}
+
+fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+/// Polls `check` every `every` until it yields a value; fails after `timeout` with `what`.
+pub async fn poll<T, F, Fut>(
+    what: &str,
+    timeout: Duration,
+    every: Duration,
+    mut check: F,
+) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<Option<T>>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await? {
+            return Ok(v);
+        }
+        if Instant::now() >= deadline {
+            bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+// ---------------------------------------------------------------- RabbitMQ, raw
+
+pub struct Amqp {
+    pub conn: Connection,
+    pub channel: Channel,
+}
+
+impl Amqp {
+    /// A connection with one confirm-mode channel.
+    pub async fn connect(url: &str) -> anyhow::Result<Amqp> {
+        let conn = Connection::connect(
+            url,
+            ConnectionProperties::default().with_connection_name("reminder-bench".into()),
+        )
+        .await
+        .context("connecting to RabbitMQ")?;
+        let channel = conn.create_channel().await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        Ok(Amqp { conn, channel })
+    }
+
+    pub async fn close(self) {
+        let _ = self.channel.close(200, "".into()).await;
+        let _ = self.conn.close(200, "".into()).await;
+    }
+
+    /// Publishes persistent, mandatory messages with a window of unconfirmed ones in flight;
+    /// fails on any nack or return. Returns how many were confirmed.
+    pub async fn publish_many<I>(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        messages: I,
+        window: usize,
+    ) -> anyhow::Result<u64>
+    where
+        I: IntoIterator<Item = (String, Vec<u8>)>,
+    {
+        let mut in_flight = futures::stream::FuturesUnordered::new();
+        let mut confirmed = 0u64;
+        for (id, body) in messages {
+            while in_flight.len() >= window.max(1) {
+                if let Some(c) = in_flight.next().await {
+                    check_confirm(c)?;
+                    confirmed += 1;
+                }
+            }
+            in_flight.push(self.publish(exchange, routing_key, &id, &body).await?);
+        }
+        while let Some(c) = in_flight.next().await {
+            check_confirm(c)?;
+            confirmed += 1;
+        }
+        Ok(confirmed)
+    }
+
+    pub async fn publish(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        id: &str,
+        body: &[u8],
+    ) -> anyhow::Result<lapin::PublisherConfirm> {
+        Ok(self
+            .channel
+            .basic_publish(
+                exchange.into(),
+                routing_key.into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..Default::default()
+                },
+                body,
+                event_properties(id),
+            )
+            .await?)
+    }
+
+    /// Messages ready in a queue.
+    pub async fn depth(&self, queue: &str) -> anyhow::Result<u64> {
+        let q = self
+            .channel
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .with_context(|| format!("inspecting queue {queue}"))?;
+        Ok(q.message_count() as u64)
+    }
+
+    pub async fn purge(&self, queue: &str) -> anyhow::Result<()> {
+        self.channel
+            .queue_purge(queue.into(), QueuePurgeOptions::default())
+            .await
+            .with_context(|| format!("purging queue {queue}"))?;
+        Ok(())
+    }
+}
+
+pub fn event_properties(id: &str) -> BasicProperties {
+    BasicProperties::default()
+        .with_content_type("application/cloudevents+json".into())
+        .with_delivery_mode(2)
+        .with_message_id(id.into())
+}
+
+pub fn check_confirm(c: lapin::Result<Confirmation>) -> anyhow::Result<()> {
+    match c? {
+        Confirmation::Ack(None) => Ok(()),
+        other => bail!("the broker did not confirm a publish: {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------- sample events
+
+/// A `maintenance.due` as the producer writes it, for recipient number `n`.
+pub fn due_event(id: &str, n: u64, time: chrono::DateTime<Utc>, due: NaiveDate) -> Vec<u8> {
+    let country = CountryCode::parse("62").expect("62 is a country code");
+    let data = MaintenanceDue {
+        customer_id: Uuid::new_v4(),
+        vehicle_id: Uuid::new_v4(),
+        customer_name: format!("Customer {n}"),
+        phone: PhoneNumber::parse(&format!("0812{:08}", n % 100_000_000), &country)
+            .expect("a valid Indonesian mobile number"),
+        plate_number: format!("B {} XY", n % 10_000),
+        vehicle: Some("Honda Vario 125".into()),
+        due_date: due,
+        locale: None,
+    };
+    OutgoingEvent::new(
+        id.to_string(),
+        "reminder-bench/upstream",
+        MAINTENANCE_DUE,
+        time,
+        data,
+    )
+    .to_bytes()
+}
+
+/// A `message.sent` as the sender writes it. Returns (event id, body).
+pub fn sent_event(
+    reminder_id: &str,
+    customer: Uuid,
+    vehicle: Uuid,
+    n: u64,
+    at: chrono::DateTime<Utc>,
+) -> (String, Vec<u8>) {
+    let id = outcome_id(MESSAGE_SENT, reminder_id);
+    let data = MessageSent {
+        reminder_id: reminder_id.to_string(),
+        customer_id: customer,
+        vehicle_id: vehicle,
+        phone: format!("62812{:08}", n % 100_000_000),
+        provider: "cloud_api".into(),
+        provider_message_id: format!("wamid.HBgLNjI4MTIzNDU2Nzg5MBUCABEYEj{n:010}"),
+        sent_at: at,
+        attempts: 1,
+        customer_name: Some(format!("Customer {n}")),
+        plate_number: Some(format!("B {} XY", n % 10_000)),
+    };
+    let body = OutgoingEvent::new(id.clone(), "reminder/sender", MESSAGE_SENT, at, data).to_bytes();
+    (id, body)
+}
+
+/// The (customer, vehicle) of pair `p` of a benchmark: stable, so events spread over pairs.
+pub fn pair(seed: Uuid, p: u64) -> (Uuid, Uuid) {
+    (
+        Uuid::new_v5(&seed, format!("customer/{}", p / 2).as_bytes()),
+        Uuid::new_v5(&seed, format!("vehicle/{p}").as_bytes()),
+    )
+}
+
+// ---------------------------------------------------------------- memory
+
+fn status_kb(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with(field))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// The process's peak resident set size (VmHWM) in MiB.
+pub fn peak_rss_mb() -> f64 {
+    status_kb("VmHWM:").unwrap_or(0) as f64 / 1024.0
+}
+
+/// The process's resident set size now, in MiB.
+pub fn rss_mb() -> f64 {
+    status_kb("VmRSS:").unwrap_or(0) as f64 / 1024.0
+}
+
+/// Resets VmHWM to the current RSS (Linux `clear_refs` 5), so a later `peak_rss_mb` is the
+/// peak of what ran in between.
+pub fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+// ---------------------------------------------------------------- misc
+
+/// Sum of `frequency` over the report, from the trigger-maintained totals (cheap to poll).
+pub async fn total_messages(pool: &PgPool) -> anyhow::Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT coalesce(sum(total_messages), 0)::bigint FROM report_totals")
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
+/// The exact counts, from the tables themselves: (sum of frequency, report rows, message_log
+/// rows).
+pub async fn exact_counts(pool: &PgPool) -> anyhow::Result<(i64, i64, i64)> {
+    Ok(sqlx::query_as(
+        "SELECT (SELECT coalesce(sum(frequency), 0)::bigint FROM whatsapp_report),
+                (SELECT count(*) FROM whatsapp_report),
+                (SELECT count(*) FROM message_log)",
+    )
+    .fetch_one(pool)
+    .await?)
+}

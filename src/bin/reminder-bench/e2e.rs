@@ -1,0 +1,365 @@
+//! `e2e`: the whole pipeline in one process. Each round gets a fresh database with 100,000 due
+//! vehicles; the sender and tracker run as an `Application` (mock Cloud API answering in
+//! 50 ms), and the real producer scan publishes every due reminder.
+//!
+//! - Burst: from the scan's start until every reminder is counted: throughput against the
+//!   publish ceiling.
+//! - Paced: then `maintenance.due` events are published at the target rate (a quarter of the
+//!   publish ceiling unless `--paced-rate`), each stamped with its publish time; latency is
+//!   `message_log.recorded_at` minus that time (the producer stamps a whole scan with one time,
+//!   so only paced events give a per-message latency).
+//! - Peak RSS of this process (VmHWM) over each round, mock provider included; exact counts:
+//!   the sum of frequency equals the reminders and the mock saw each reminder once.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use futures::{FutureExt as _, StreamExt as _};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::ceilings::Ceilings;
+use crate::common::{self, Amqp, BenchEnv, Opts, guarded};
+use crate::fixtures::{self, Fleet};
+use crate::mock_provider::MockCloudApi;
+use crate::report::{Row, Summary, Table, Target, Unit, quantile};
+use reminder::domain::events::MAINTENANCE_DUE;
+use reminder::producer::{Producer, Trigger};
+use reminder::startup::{Application, Role};
+
+#[derive(Default)]
+struct Figures {
+    rates: Vec<f64>,
+    burst_p50: Vec<f64>,
+    burst_max: Vec<f64>,
+    paced_rate: Vec<f64>,
+    p50: Vec<f64>,
+    p99: Vec<f64>,
+    max: Vec<f64>,
+    rss: Vec<f64>,
+    miscounted: Vec<f64>,
+    calls_per_reminder: Vec<f64>,
+}
+
+pub async fn run(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
+    let publish = ceilings.publish().await?;
+    // The target rate; a round paces at 80 % of its own burst throughput instead when the
+    // pipeline cannot sustain the target (at a rate above capacity the queue only grows, and
+    // the latency measures how long the run lasted).
+    let target_rate = (publish.median * 0.25).round();
+    let paced_rate = if opts.paced_rate > 0 {
+        opts.paced_rate as f64
+    } else {
+        target_rate
+    };
+    let adaptive = opts.paced_rate == 0;
+    let o = opts.clone();
+    let f = guarded("e2e", opts, move |env| async move {
+        let mock =
+            MockCloudApi::start(Duration::from_millis(o.e2e_provider_delay_ms), false).await?;
+        let mut f = Figures::default();
+        let mut result = Ok(());
+        for round in 0..o.rounds {
+            if let Err(e) = one_round(&env, &o, &mock, round, paced_rate, adaptive, &mut f).await {
+                result = Err(e);
+                break;
+            }
+        }
+        mock.stop().await;
+        result.map(|()| f)
+    })
+    .await?;
+    let mut t = Table::new(format!(
+        "e2e: {} due reminders per round through producer, sender (mock Cloud API {} ms, concurrency {}) and tracker, one process",
+        crate::report::thousands(opts.e2e_reminders as f64),
+        opts.e2e_provider_delay_ms,
+        opts.e2e_concurrency
+    ));
+    t.row(
+        Row::new(
+            "burst throughput, scan start to all counted",
+            Summary::of(&f.rates),
+            Unit::PerSec,
+        )
+        .vs("publish", publish, Unit::PerSec)
+        .target(Target::RatioAtLeast(0.25)),
+    );
+    t.row(Row::new(
+        "burst: scan start to counted, p50",
+        Summary::of(&f.burst_p50),
+        Unit::Ms,
+    ));
+    t.row(Row::new(
+        "burst: scan start to counted, max",
+        Summary::of(&f.burst_max),
+        Unit::Ms,
+    ));
+    t.row(
+        Row::new(
+            "paced: offered rate",
+            Summary::of(&f.paced_rate),
+            Unit::PerSec,
+        )
+        .vs("publish", publish, Unit::PerSec),
+    );
+    t.row(Row::new(
+        "paced: publish to counted p50",
+        Summary::of(&f.p50),
+        Unit::Ms,
+    ));
+    t.row(
+        Row::new(
+            "paced: publish to counted p99, at the offered rate",
+            Summary::of(&f.p99),
+            Unit::Ms,
+        )
+        .target(Target::Below(2000.0)),
+    );
+    t.row(Row::new(
+        "paced: publish to counted max",
+        Summary::of(&f.max),
+        Unit::Ms,
+    ));
+    t.row(
+        Row::new("peak RSS of the process", Summary::of(&f.rss), Unit::MiB)
+            .target(Target::MaxAtMost(150.0)),
+    );
+    t.row(
+        Row::new(
+            "sum of frequency minus reminders",
+            Summary::of(&f.miscounted),
+            Unit::Count,
+        )
+        .target(Target::Exactly(0.0)),
+    );
+    t.row(
+        Row::new(
+            "provider calls per reminder",
+            Summary::of(&f.calls_per_reminder),
+            Unit::Count,
+        )
+        .target(Target::Exactly(1.0)),
+    );
+    t.note(format!(
+        "paced: {} s per round at {} /s (a quarter of the publish ceiling){}; each event stamped with its publish time; latency = message_log.recorded_at - event time",
+        opts.paced_seconds,
+        crate::report::thousands(paced_rate),
+        if adaptive {
+            ", or at 80 % of the round's burst throughput when that is lower"
+        } else {
+            ""
+        }
+    ));
+    t.note("whatsapp.max_per_second = 0 and sender.recipient_interval_ms = 0 (lifted for the benchmark); RSS includes the in-process mock Cloud API and the tool's bookkeeping");
+    t.print();
+    Ok(t.all_met())
+}
+
+async fn one_round(
+    env: &BenchEnv,
+    o: &Opts,
+    mock: &MockCloudApi,
+    round: usize,
+    paced_rate: f64,
+    adaptive: bool,
+    f: &mut Figures,
+) -> anyhow::Result<()> {
+    mock.reset();
+    let mut settings = env.settings.clone();
+    settings.database.url = env.extra_database(&format!("e2e{round}"));
+    BenchEnv::use_mock_cloud_api(&mut settings, &mock.url);
+    settings.sender.concurrency = o.e2e_concurrency;
+    settings.whatsapp.max_per_second = 0;
+    settings.sender.recipient_interval_ms = 0;
+    let n = o.e2e_reminders;
+    common::reset_peak_rss();
+    let app = Application::build(settings.clone(), &[Role::Sender, Role::Tracker]).await?;
+    let ctx = app.context().clone();
+    let pool = ctx.pool.clone();
+    let producer = Producer::new(ctx.clone())?;
+    let run_date = producer.today();
+    fixtures::load_fleet(
+        &pool,
+        &Fleet {
+            vehicles: n,
+            due: n,
+            run_date,
+            days_ahead: settings.producer.days_ahead,
+        },
+    )
+    .await?;
+    let shutdown = CancellationToken::new();
+    let _stop = shutdown.clone().drop_guard();
+    let app_task = tokio::spawn(app.run(shutdown.clone()));
+    anyhow::ensure!(
+        ctx.broker.connection(&shutdown).await.is_some(),
+        "no broker connection"
+    );
+    // Let the roles declare their queues and start consuming.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Burst: the real scan.
+    let scan_start = Utc::now();
+    let started = Instant::now();
+    let scan_shutdown = shutdown.clone();
+    let scan = tokio::spawn(async move {
+        producer
+            .scan(run_date, Trigger::Manual, None, &scan_shutdown)
+            .await
+    });
+    common::poll(
+        "every reminder to be counted",
+        Duration::from_secs(900),
+        Duration::from_millis(20),
+        || async { Ok((common::total_messages(&pool).await? >= n as i64).then_some(())) },
+    )
+    .await?;
+    let secs = started.elapsed().as_secs_f64();
+    let summary = scan.await??;
+    anyhow::ensure!(
+        summary.events_published == n,
+        "the scan published {}, expected {n}",
+        summary.events_published
+    );
+    f.rates.push(n as f64 / secs);
+    let (p50, max): (f64, f64) = sqlx::query_as(
+        "SELECT (extract(epoch FROM percentile_disc(0.5) WITHIN GROUP (ORDER BY recorded_at) - $1) * 1000)::float8,
+                (extract(epoch FROM max(recorded_at) - $1) * 1000)::float8
+         FROM message_log",
+    )
+    .bind(scan_start)
+    .fetch_one(&pool)
+    .await?;
+    f.burst_p50.push(p50);
+    f.burst_max.push(max);
+
+    // Paced: upstream publishes at a steady rate.
+    let amqp = Amqp::connect(&o.amqp_url).await?;
+    let paced_rate = if adaptive {
+        paced_rate.min((0.8 * n as f64 / secs).round())
+    } else {
+        paced_rate
+    };
+    let count = (paced_rate * o.paced_seconds as f64).round() as u64;
+    let (published, offered) = publish_paced(&amqp, env, paced_rate, count).await?;
+    f.paced_rate.push(offered);
+    amqp.close().await;
+    let total = n + count;
+    common::poll(
+        "every paced reminder to be counted",
+        Duration::from_secs(600),
+        Duration::from_millis(20),
+        || async { Ok((common::total_messages(&pool).await? >= total as i64).then_some(())) },
+    )
+    .await?;
+    let mut latencies = paced_latencies(&pool, &published).await?;
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    f.p50.push(quantile(&latencies, 0.5));
+    f.p99.push(quantile(&latencies, 0.99));
+    f.max.push(*latencies.last().unwrap_or(&f64::NAN));
+
+    // Exact counts.
+    let (sum, _, logged) = common::exact_counts(&pool).await?;
+    f.miscounted.push((sum - total as i64) as f64);
+    anyhow::ensure!(
+        logged == total as i64,
+        "message_log has {logged} rows, expected {total}"
+    );
+    let counts = mock.counts();
+    anyhow::ensure!(
+        counts.distinct_reminders == total,
+        "the mock saw {} reminders, expected {total}",
+        counts.distinct_reminders
+    );
+    f.calls_per_reminder
+        .push(counts.calls as f64 / counts.distinct_reminders as f64);
+
+    shutdown.cancel();
+    app_task.await??;
+    f.rss.push(common::peak_rss_mb());
+    // Free the disk now rather than at the end.
+    if let Ok(admin) = common::admin_pool(o).await {
+        let name = settings.database.url.rsplit('/').next().unwrap_or_default();
+        let _ = common::drop_database(&admin, name).await;
+        admin.close().await;
+    }
+    Ok(())
+}
+
+/// Publishes `count` `maintenance.due` at `rate` per second, each with its own recipient and
+/// stamped with its publish time. Returns (reminder id, publish time) and the rate achieved.
+async fn publish_paced(
+    amqp: &Amqp,
+    env: &BenchEnv,
+    rate: f64,
+    count: u64,
+) -> anyhow::Result<(Vec<(Uuid, DateTime<Utc>)>, f64)> {
+    let exchange = env.topology().exchange;
+    let due = Utc::now().date_naive() + chrono::Days::new(1);
+    let mut published = Vec::with_capacity(count as usize);
+    let mut in_flight = futures::stream::FuturesUnordered::new();
+    let started = Instant::now();
+    let mut sent = 0u64;
+    while sent < count {
+        let due_now = ((started.elapsed().as_secs_f64() * rate) as u64 + 1).min(count);
+        while sent < due_now {
+            while in_flight.len() >= 2000 {
+                if let Some(c) = in_flight.next().await {
+                    common::check_confirm(c)?;
+                }
+            }
+            let id = Uuid::new_v4();
+            let at = Utc::now();
+            // Numbers 10,000,000 and up: not used by the fleet.
+            let body = common::due_event(&id.to_string(), 10_000_000 + sent, at, due);
+            in_flight.push(
+                amqp.publish(&exchange, MAINTENANCE_DUE, &id.to_string(), &body)
+                    .await?,
+            );
+            published.push((id, at));
+            sent += 1;
+        }
+        while let Some(Some(c)) = in_flight.next().now_or_never() {
+            common::check_confirm(c)?;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let offered = count as f64 / started.elapsed().as_secs_f64();
+    while let Some(c) = in_flight.next().await {
+        common::check_confirm(c)?;
+    }
+    Ok((published, offered))
+}
+
+/// Milliseconds from each paced event's publish time to its `message_log.recorded_at`.
+async fn paced_latencies(
+    pool: &PgPool,
+    published: &[(Uuid, DateTime<Utc>)],
+) -> anyhow::Result<Vec<f64>> {
+    let mut out = Vec::with_capacity(published.len());
+    for chunk in published.chunks(10_000) {
+        let ids: Vec<String> = chunk.iter().map(|(id, _)| id.to_string()).collect();
+        let rows: Vec<(String, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT reminder_id, recorded_at FROM message_log WHERE reminder_id = ANY($1)",
+        )
+        .bind(&ids)
+        .fetch_all(pool)
+        .await?;
+        anyhow::ensure!(
+            rows.len() == chunk.len(),
+            "{} of {} paced reminders are in message_log",
+            rows.len(),
+            chunk.len()
+        );
+        let sent: std::collections::HashMap<String, DateTime<Utc>> = ids
+            .into_iter()
+            .zip(chunk.iter().map(|(_, at)| *at))
+            .collect();
+        for (id, recorded) in rows {
+            let at = sent[&id];
+            out.push((recorded - at).num_microseconds().unwrap_or(i64::MAX) as f64 / 1000.0);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,165 @@
+//! A mock Meta WhatsApp Cloud API inside the tool: `POST /{version}/{phone_number_id}/messages`
+//! answers the real success format after a fixed delay, and records which reminder each call
+//! was for (`biz_opaque_callback_data`) and when it arrived, so scenarios can check that each
+//! reminder was sent once and measure the send rate the provider saw.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub const PHONE_NUMBER_ID: &str = "106540352242922";
+
+struct Shared {
+    delay: Duration,
+    record_arrivals: bool,
+    calls: AtomicU64,
+    /// Calls per reminder id (parsed as a UUID to keep the map small).
+    per_reminder: Mutex<HashMap<u128, u32>>,
+    arrivals: Mutex<Vec<Instant>>,
+}
+
+pub struct MockCloudApi {
+    pub url: String,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+    handle: JoinHandle<()>,
+}
+
+/// What the mock saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendCounts {
+    pub calls: u64,
+    pub distinct_reminders: u64,
+    /// The most calls any one reminder got.
+    pub max_per_reminder: u32,
+}
+
+impl MockCloudApi {
+    pub async fn start(delay: Duration, record_arrivals: bool) -> anyhow::Result<MockCloudApi> {
+        let shared = Arc::new(Shared {
+            delay,
+            record_arrivals,
+            calls: AtomicU64::new(0),
+            per_reminder: Mutex::new(HashMap::new()),
+            arrivals: Mutex::new(Vec::new()),
+        });
+        let app = Router::new()
+            .route("/{version}/{phone_number_id}/messages", post(messages))
+            .with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("binding the mock Cloud API")?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let shutdown = CancellationToken::new();
+        let stop = shutdown.clone();
+        let handle = tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
+        });
+        Ok(MockCloudApi {
+            url,
+            shared,
+            shutdown,
+            handle,
+        })
+    }
+
+    pub fn calls(&self) -> u64 {
+        self.shared.calls.load(Ordering::Relaxed)
+    }
+
+    pub fn counts(&self) -> SendCounts {
+        let map = self.shared.per_reminder.lock().expect("lock");
+        SendCounts {
+            calls: self.calls(),
+            distinct_reminders: map.len() as u64,
+            max_per_reminder: map.values().copied().max().unwrap_or(0),
+        }
+    }
+
+    /// Arrival times of the calls since the last reset, in order.
+    pub fn arrivals(&self) -> Vec<Instant> {
+        let mut v = self.shared.arrivals.lock().expect("lock").clone();
+        v.sort();
+        v
+    }
+
+    pub fn reset(&self) {
+        self.shared.calls.store(0, Ordering::Relaxed);
+        self.shared.per_reminder.lock().expect("lock").clear();
+        self.shared.arrivals.lock().expect("lock").clear();
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.handle).await;
+    }
+}
+
+async fn messages(
+    State(shared): State<Arc<Shared>>,
+    Path((_version, phone_number_id)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let arrived = Instant::now();
+    if phone_number_id != PHONE_NUMBER_ID {
+        return error(400, 100, "Unsupported post request");
+    }
+    let Ok(request) = serde_json::from_slice::<Value>(&body) else {
+        return error(400, 100, "Invalid parameter");
+    };
+    let to = request["to"].as_str().unwrap_or_default().to_string();
+    let reminder = request["biz_opaque_callback_data"]
+        .as_str()
+        .and_then(|s| uuid::Uuid::parse_str(s).ok())
+        .map(|u| u.as_u128());
+    let Some(reminder) = reminder else {
+        return error(400, 100, "biz_opaque_callback_data is not a reminder id");
+    };
+    let n = shared.calls.fetch_add(1, Ordering::Relaxed);
+    *shared
+        .per_reminder
+        .lock()
+        .expect("lock")
+        .entry(reminder)
+        .or_insert(0) += 1;
+    if shared.record_arrivals {
+        shared.arrivals.lock().expect("lock").push(arrived);
+    }
+    tokio::time::sleep(shared.delay).await;
+    axum::Json(json!({
+        "messaging_product": "whatsapp",
+        "contacts": [{ "input": to, "wa_id": to }],
+        "messages": [{ "id": format!("wamid.HBgLNjI4MTIzNDU2Nzg5MBUCABEYEj{n:016X}") }]
+    }))
+    .into_response()
+}
+
+fn error(status: u16, code: i64, message: &str) -> Response {
+    (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+        axum::Json(json!({
+            "error": {
+                "message": message,
+                "type": "OAuthException",
+                "code": code,
+                "error_data": { "messaging_product": "whatsapp", "details": message },
+                "fbtrace_id": "AbenchTrace"
+            }
+        })),
+    )
+        .into_response()
+}

@@ -1,0 +1,345 @@
+//! `tracker` (issue 5): 200,000 `message.sent` over 10,000 (customer, vehicle) pairs queued for
+//! the real tracker (`reminder::tracker::Tracker`), timed from its start until every event is
+//! counted; compared with the lower of the consume and PostgreSQL-upsert ceilings. The seed's
+//! way (per message: one transaction that selects the pair, then updates or inserts it, then
+//! one ack; prefetch 1, as a pika worker does) is measured in the same run on its own queue and
+//! table. Every round checks the counts are exact.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use chrono::Utc;
+use futures::StreamExt as _;
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions,
+};
+use lapin::types::FieldTable;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::ceilings::Ceilings;
+use crate::common::{self, Amqp, BenchEnv, Opts, guarded};
+use crate::report::{Row, Summary, Table, Target, Unit};
+use reminder::broker::delivery::with_raw_message;
+use reminder::domain::events::MESSAGE_SENT;
+use reminder::domain::{IncomingEvent, MessageOutcome};
+use reminder::tracker::Tracker;
+
+struct Figures {
+    rates: Vec<f64>,
+    statement: Vec<f64>,
+    baseline: Vec<f64>,
+    miscounted: Vec<f64>,
+}
+
+pub async fn run(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
+    let pg = ceilings.pg_upsert().await?;
+    let consume = ceilings.consume().await?;
+    let (ceiling_name, ceiling) = if pg.median <= consume.median {
+        ("PG upsert", pg)
+    } else {
+        ("consume", consume)
+    };
+    let o = opts.clone();
+    let f = guarded("tracker", opts, move |env| async move {
+        measure(&env, &o).await
+    })
+    .await?;
+    let mut s = reminder::configuration::Settings::defaults().tracker;
+    if opts.tracker_batch > 0 {
+        s.batch_size = opts.tracker_batch;
+    }
+    let mut t = Table::new(format!(
+        "tracker: {} message.sent over {} pairs per round (tracker.batch_size {}, batch_linger_ms {})",
+        crate::report::thousands(opts.tracker_events as f64),
+        crate::report::thousands(opts.tracker_pairs as f64),
+        s.batch_size,
+        s.batch_linger_ms
+    ));
+    let rates = Summary::of(&f.rates);
+    let baseline = Summary::of(&f.baseline);
+    t.row(
+        Row::new("tracker events/s", rates, Unit::PerSec)
+            .vs(ceiling_name, ceiling, Unit::PerSec)
+            .target(Target::RatioAtLeast(0.6)),
+    );
+    t.row(
+        Row::new(
+            format!(
+                "the tracker's statement alone (apply_batch, {} per call, one after another)",
+                s.batch_size
+            ),
+            Summary::of(&f.statement),
+            Unit::PerSec,
+        )
+        .vs(ceiling_name, ceiling, Unit::PerSec),
+    );
+    t.row(
+        Row::new(
+            format!(
+                "seed's way events/s ({} per round)",
+                crate::report::thousands(opts.baseline_events as f64)
+            ),
+            baseline,
+            Unit::PerSec,
+        )
+        .vs(ceiling_name, ceiling, Unit::PerSec),
+    );
+    t.row(
+        Row::new(
+            "sum of frequency minus events (per round)",
+            Summary::of(&f.miscounted),
+            Unit::Count,
+        )
+        .target(Target::Exactly(0.0)),
+    );
+    t.note(format!(
+        "ceilings: PG upsert {} /s, consume {} /s; the tracker is {:.1}x the seed's way",
+        crate::report::thousands(pg.median),
+        crate::report::thousands(consume.median),
+        rates.median / baseline.median
+    ));
+    t.note("timed from starting the tracker on a full queue until the report's sum of frequency reaches the events queued");
+    t.print();
+    Ok(t.all_met())
+}
+
+async fn measure(env: &BenchEnv, o: &Opts) -> anyhow::Result<Figures> {
+    let mut settings = env.settings.clone();
+    if o.tracker_batch > 0 {
+        settings.tracker.batch_size = o.tracker_batch;
+    }
+    let broker_shutdown = CancellationToken::new();
+    let _stop = broker_shutdown.clone().drop_guard();
+    let ctx = reminder::startup::connect(
+        settings.clone(),
+        "reminder-bench tracker",
+        broker_shutdown.clone(),
+    )
+    .await?;
+    anyhow::ensure!(
+        ctx.broker.connection(&broker_shutdown).await.is_some(),
+        "no broker connection"
+    );
+    let amqp = Amqp::connect(&o.amqp_url).await?;
+    let topology = env.topology();
+    topology.declare(&amqp.channel).await?;
+    let seed = Uuid::new_v4();
+    let pool = ctx.pool.clone();
+    let mut f = Figures {
+        rates: vec![],
+        statement: vec![],
+        baseline: vec![],
+        miscounted: vec![],
+    };
+    let n = o.tracker_events;
+    for round in 1..=o.rounds as u64 {
+        queue_sent_events(&amqp, &topology.exchange, MESSAGE_SENT, seed, o, n).await?;
+        let before = common::total_messages(&pool).await?;
+        let tracker = Arc::new(Tracker::new(ctx.clone()));
+        let stop = CancellationToken::new();
+        let started = Instant::now();
+        let handle = tokio::spawn(tracker.run(stop.clone()));
+        common::poll(
+            "the tracker to count every event",
+            Duration::from_secs(600),
+            Duration::from_millis(10),
+            || async {
+                Ok((common::total_messages(&pool).await? >= before + n as i64).then_some(()))
+            },
+        )
+        .await?;
+        let secs = started.elapsed().as_secs_f64();
+        stop.cancel();
+        handle.await??;
+        f.rates.push(n as f64 / secs);
+        let (sum, reports, logged) = common::exact_counts(&pool).await?;
+        f.miscounted.push((sum - (round * n) as i64) as f64);
+        anyhow::ensure!(
+            logged == (round * n) as i64,
+            "message_log has {logged} rows after round {round}, expected {}",
+            round * n
+        );
+        anyhow::ensure!(
+            reports == o.tracker_pairs.min(n) as i64,
+            "{reports} report rows, expected {}",
+            o.tracker_pairs.min(n)
+        );
+        anyhow::ensure!(
+            amqp.depth(&topology.dead_queue).await? == 0,
+            "events were dead-lettered"
+        );
+    }
+
+    // The tracker's statement alone, on a database of its own: where the time goes.
+    let mut db = settings.database.clone();
+    db.url = env.extra_database("statement");
+    let statement_pool = reminder::db::migrate(&db).await?;
+    for _ in 0..o.rounds {
+        let now = Utc::now();
+        let outcomes: Vec<MessageOutcome> = (0..n)
+            .map(|i| {
+                let (c, v) = common::pair(seed, i % o.tracker_pairs);
+                let reminder_id = Uuid::new_v4().to_string();
+                MessageOutcome {
+                    event_id: reminder::domain::events::outcome_id(MESSAGE_SENT, &reminder_id),
+                    reminder_id,
+                    customer_id: c,
+                    vehicle_id: v,
+                    status: reminder::domain::OutcomeStatus::Sent,
+                    provider: "cloud_api".into(),
+                    provider_message_id: Some(format!("wamid.bench{i}")),
+                    error_code: None,
+                    error: None,
+                    attempts: 1,
+                    at: now,
+                    phone: Some(format!("62812{:08}", i % o.tracker_pairs)),
+                    customer_name: Some(format!("Customer {}", i % o.tracker_pairs)),
+                    plate_number: Some(format!("B {} XY", i % 10_000)),
+                }
+            })
+            .collect();
+        let started = Instant::now();
+        for chunk in outcomes.chunks(settings.tracker.batch_size) {
+            reminder::db::tracking::apply_batch(&statement_pool, chunk).await?;
+        }
+        f.statement.push(n as f64 / started.elapsed().as_secs_f64());
+    }
+    statement_pool.close().await;
+
+    // The seed's way, on its own queue and table.
+    let queue = env.extra_queue("seed-baseline");
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-queue-type".into(),
+        reminder::broker::topology::long_string("quorum"),
+    );
+    amqp.channel
+        .queue_declare(queue.as_str().into(), QueueDeclareOptions::durable(), args)
+        .await?;
+    sqlx::raw_sql(SEED_SCHEMA).execute(&pool).await?;
+    let b = o.baseline_events;
+    for round in 1..=o.rounds as u64 {
+        queue_sent_events(&amqp, "", &queue, seed, o, b).await?;
+        let started = Instant::now();
+        seed_consumer(&amqp, &queue, &pool, b).await?;
+        f.baseline.push(b as f64 / started.elapsed().as_secs_f64());
+        let sum: i64 = sqlx::query_scalar(
+            "SELECT coalesce(sum(frequency), 0)::bigint FROM seed_whatsapp_report",
+        )
+        .fetch_one(&pool)
+        .await?;
+        anyhow::ensure!(
+            sum == (round * b) as i64,
+            "the seed's way counted {sum}, expected {}",
+            round * b
+        );
+    }
+    amqp.close().await;
+    pool.close().await;
+    Ok(f)
+}
+
+/// Publishes `n` `message.sent` spread over the pairs, each for a fresh reminder.
+async fn queue_sent_events(
+    amqp: &Amqp,
+    exchange: &str,
+    routing_key: &str,
+    seed: Uuid,
+    o: &Opts,
+    n: u64,
+) -> anyhow::Result<()> {
+    let now = Utc::now();
+    let pairs = o.tracker_pairs;
+    amqp.publish_many(
+        exchange,
+        routing_key,
+        (0..n).map(|i| {
+            let (c, v) = common::pair(seed, i % pairs);
+            let at = now - chrono::Duration::milliseconds((n - i) as i64);
+            common::sent_event(&Uuid::new_v4().to_string(), c, v, i % pairs, at)
+        }),
+        1000,
+    )
+    .await?;
+    Ok(())
+}
+
+const SEED_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS seed_whatsapp_report (
+    id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    id_customer uuid NOT NULL,
+    id_vehicle uuid NOT NULL,
+    last_message_date timestamptz NOT NULL,
+    frequency integer NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (id_customer, id_vehicle)
+)";
+
+/// The seed's consumer: prefetch 1; per message parse, select the pair, update or insert,
+/// commit, ack.
+async fn seed_consumer(amqp: &Amqp, queue: &str, pool: &PgPool, n: u64) -> anyhow::Result<()> {
+    let channel = amqp.conn.create_channel().await?;
+    channel.basic_qos(1, BasicQosOptions::default()).await?;
+    let mut consumer = channel
+        .basic_consume(
+            queue.into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    let mut conn = pool.acquire().await?;
+    let mut done = 0;
+    while done < n {
+        let delivery = consumer
+            .next()
+            .await
+            .context("the baseline consumer ended early")??;
+        let outcome = with_raw_message(&delivery, |raw| {
+            IncomingEvent::parse(raw, 65536).and_then(|e| MessageOutcome::from_event(&e))
+        })?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        let existing: Option<Uuid> = sqlx::query_scalar(
+            "SELECT id FROM seed_whatsapp_report WHERE id_customer = $1 AND id_vehicle = $2",
+        )
+        .bind(outcome.customer_id)
+        .bind(outcome.vehicle_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        match existing {
+            Some(id) => {
+                sqlx::query(
+                    "UPDATE seed_whatsapp_report SET frequency = frequency + 1,
+                         last_message_date = $2, updated_at = now() WHERE id = $1",
+                )
+                .bind(id)
+                .bind(outcome.at)
+                .execute(&mut *tx)
+                .await?;
+            }
+            None => {
+                sqlx::query(
+                    "INSERT INTO seed_whatsapp_report (id_customer, id_vehicle, last_message_date, frequency)
+                     VALUES ($1, $2, $3, 1)",
+                )
+                .bind(outcome.customer_id)
+                .bind(outcome.vehicle_id)
+                .bind(outcome.at)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        delivery.acker.ack(BasicAckOptions::default()).await?;
+        done += 1;
+    }
+    let _ = channel
+        .basic_cancel(consumer.tag(), BasicCancelOptions::default())
+        .await;
+    let _ = channel.close(200, "".into()).await;
+    Ok(())
+}
