@@ -400,7 +400,7 @@ impl Sender {
                 .await?;
             let wait = match claim {
                 Claim::Send { attempt } => {
-                    return self.attempt(event, due, attempt, shutdown).await;
+                    return self.attempt(event, due, attempt).await;
                 }
                 Claim::Done(record) => {
                     tracing::info!(status = %record.status, "handled meanwhile by another delivery; re-publishing its outcome");
@@ -498,7 +498,6 @@ impl Sender {
         event: &IncomingEvent,
         due: &MaintenanceDue,
         attempt: i32,
-        shutdown: &CancellationToken,
     ) -> Result<Next, HandleError> {
         let message = self.outbound(event, due);
         let provider = self.provider.name();
@@ -511,6 +510,10 @@ impl Sender {
             .get_or_create(&ProviderLabels { provider })
             .observe(started.elapsed().as_secs_f64());
         let pool = &self.ctx.pool;
+        // The provider has answered: what it said must be recorded even if shutdown began
+        // meanwhile, or the next delivery would find an expired lease and send again. The
+        // session's shutdown timeout still bounds how long this may take.
+        let shutdown = &CancellationToken::new();
         match result {
             Ok(receipt) => {
                 self.count_send(provider, "sent");

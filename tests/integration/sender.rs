@@ -1099,3 +1099,45 @@ async fn a_message_parked_in_a_retry_queue_expires_back_into_the_sender_queue() 
     assert_eq!(text("reason"), "expired");
     assert_eq!(text("queue"), retry_queue);
 }
+
+#[tokio::test]
+async fn a_reminder_the_database_keeps_refusing_ends_in_the_dead_queue_after_the_delivery_limit() {
+    let mock = MockServer::start().await;
+    mock_cloud_api_ok(&mock).await;
+    let mut env = cloud_api_env(&mock);
+    env.settings.amqp.delivery_limit = 3;
+    let app = env.spawn(&[Role::Sender]).await;
+    let amqp = env.amqp().await;
+
+    // A valid event PostgreSQL cannot store (text may not hold a NUL byte): every delivery
+    // fails the same way and is requeued, until the queue's delivery limit dead-letters it.
+    let poison_id = new_id();
+    let mut poison = maintenance_due(&poison_id, Uuid::new_v4(), Uuid::new_v4());
+    poison["data"]["customer_name"] = json!("Budi\u{0}Santoso");
+    amqp.publish_event(&poison).await;
+    let good_id = new_id();
+    amqp.publish_event(&maintenance_due(&good_id, Uuid::new_v4(), Uuid::new_v4()))
+        .await;
+
+    let dead_queue = env.topology().dead_queue;
+    wait_until(WAIT, || async { amqp.depth(&dead_queue).await == 1 }).await;
+    let dead = amqp.drain_dead().await;
+    assert_eq!(
+        header_text(&dead[0], "x-first-death-reason").as_deref(),
+        Some("delivery_limit")
+    );
+    assert_eq!(
+        serde_json::from_slice::<Value>(&dead[0].data).unwrap()["id"],
+        poison_id
+    );
+    assert!(consumed(&app, "error") >= 3, "each delivery was tried");
+    wait_until(WAIT, || async {
+        dispatch::get(app.pool(), &good_id)
+            .await
+            .unwrap()
+            .is_some_and(|r| r.status == "sent")
+    })
+    .await;
+    assert_eq!(amqp.depth(&env.topology().sender_queue).await, 0);
+    app.stop().await;
+}

@@ -1,0 +1,318 @@
+//! What the fault tests share: taking RabbitMQ or PostgreSQL away (and always bringing it back,
+//! even when the test fails), a mock Cloud API that remembers every reminder it was asked to
+//! send, a workload of reminders, and reading the counts it must end with.
+
+use std::collections::HashMap;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use uuid::Uuid;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+use crate::helpers::*;
+
+fn run(program: &str, args: &[&str]) -> bool {
+    Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// RabbitMQ's application is stopped while this lives; dropping it starts it again and waits
+/// until it accepts connections, also when the test panicked.
+pub struct RabbitDown(());
+
+impl RabbitDown {
+    pub fn stop() -> RabbitDown {
+        assert!(
+            run("rabbitmqctl", &["-q", "stop_app"]),
+            "rabbitmqctl stop_app"
+        );
+        RabbitDown(())
+    }
+}
+
+pub fn start_rabbit() {
+    run("rabbitmqctl", &["-q", "start_app"]);
+    run("rabbitmqctl", &["-q", "await_startup", "--timeout", "120"]);
+}
+
+impl Drop for RabbitDown {
+    fn drop(&mut self) {
+        start_rabbit();
+    }
+}
+
+fn pg_cluster() -> String {
+    std::fs::read_dir("/etc/postgresql")
+        .expect("/etc/postgresql")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .next()
+        .expect("a PostgreSQL cluster")
+}
+
+/// PostgreSQL is stopped while this lives (every connection is cut); dropping it starts it
+/// again and waits until it accepts connections, also when the test panicked.
+pub struct PostgresDown(());
+
+impl PostgresDown {
+    pub fn stop() -> PostgresDown {
+        let version = pg_cluster();
+        assert!(
+            run(
+                "pg_ctlcluster",
+                &[
+                    "--skip-systemctl-redirect",
+                    &version,
+                    "main",
+                    "stop",
+                    "-m",
+                    "fast"
+                ]
+            ),
+            "pg_ctlcluster stop"
+        );
+        PostgresDown(())
+    }
+}
+
+pub fn start_postgres() {
+    let version = pg_cluster();
+    run(
+        "pg_ctlcluster",
+        &["--skip-systemctl-redirect", &version, "main", "start"],
+    );
+    for _ in 0..120 {
+        if run("pg_isready", &["-h", "127.0.0.1", "-p", "5432", "-q"]) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+impl Drop for PostgresDown {
+    fn drop(&mut self) {
+        start_postgres();
+    }
+}
+
+/// A mock Cloud API that answers every send after `delay` with a fresh `wamid`, and remembers
+/// how often each reminder (its `biz_opaque_callback_data`) was sent.
+#[derive(Clone, Default)]
+pub struct SendLog(Arc<Mutex<HashMap<String, u32>>>);
+
+struct Recording {
+    log: SendLog,
+    delay: Duration,
+}
+
+impl Respond for Recording {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let body: Value = serde_json::from_slice(&request.body).unwrap_or_default();
+        let id = body["biz_opaque_callback_data"]
+            .as_str()
+            .unwrap_or("<none>")
+            .to_string();
+        *self.log.0.lock().unwrap().entry(id).or_default() += 1;
+        ResponseTemplate::new(200)
+            .set_body_json(json!({
+                "messaging_product": "whatsapp",
+                "contacts": [{"input": body["to"], "wa_id": body["to"]}],
+                "messages": [{"id": format!("wamid.{}", Uuid::new_v4().simple())}]
+            }))
+            .set_delay(self.delay)
+    }
+}
+
+impl SendLog {
+    pub async fn mount(mock: &MockServer, delay: Duration) -> SendLog {
+        let log = SendLog::default();
+        Mock::given(method("POST"))
+            .and(path(messages_path()))
+            .respond_with(Recording {
+                log: log.clone(),
+                delay,
+            })
+            .mount(mock)
+            .await;
+        log
+    }
+
+    /// Provider calls so far (a call counts when it arrives, before its answer).
+    pub fn calls(&self) -> u32 {
+        self.0.lock().unwrap().values().sum()
+    }
+
+    /// Distinct reminders the provider was asked to send.
+    pub fn distinct(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+
+    /// Reminders sent more than once, with how often.
+    pub fn repeated(&self) -> Vec<(String, u32)> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, n)| **n > 1)
+            .map(|(id, n)| (id.clone(), *n))
+            .collect()
+    }
+}
+
+/// `n` reminders, each for its own customer and vehicle.
+pub fn reminders(n: usize) -> Vec<Value> {
+    (0..n)
+        .map(|i| {
+            let mut e =
+                maintenance_due(&Uuid::new_v4().to_string(), Uuid::new_v4(), Uuid::new_v4());
+            // Distinct phones, so the per-recipient gap never holds one back.
+            e["data"]["phone"] = json!(format!("0812{:08}", i));
+            e
+        })
+        .collect()
+}
+
+/// Publishes every event with confirms, a window of them in flight.
+pub async fn publish_all(amqp: &Amqp, events: &[Value]) {
+    for chunk in events.chunks(200) {
+        futures::future::join_all(chunk.iter().map(|e| amqp.publish_event(e))).await;
+    }
+}
+
+/// What the report says: (sum of frequencies, rows of history, reports).
+pub async fn counts(pool: &PgPool) -> (i64, i64, i64) {
+    sqlx::query_as(
+        "SELECT (SELECT coalesce(sum(frequency), 0)::bigint FROM whatsapp_report),
+                (SELECT count(*) FROM message_log),
+                (SELECT count(*) FROM whatsapp_report)",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap_or((-1, -1, -1))
+}
+
+/// Waits until the report counted `n` sends, then checks it stays there (nothing more arrives
+/// after a short quiet period) and that history and report agree.
+pub async fn assert_counted_exactly(pool: &PgPool, n: i64, timeout: Duration) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let c = counts(pool).await;
+        if c.0 >= n {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {c:?} of {n} counted within {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        counts(pool).await,
+        (n, n, n),
+        "frequency sum, history rows, reports"
+    );
+}
+
+/// Sets an environment-style override for a child `reminder` process from the test's settings.
+pub fn child_env(env: &TestEnv) -> Vec<(String, String)> {
+    let s = &env.settings;
+    let mut vars = vec![
+        ("REMINDER__DATABASE__URL", s.database.url.clone()),
+        ("REMINDER__AMQP__URL", s.amqp.url.clone()),
+        ("REMINDER__AMQP__EXCHANGE", s.amqp.exchange.clone()),
+        ("REMINDER__AMQP__QUEUE_PREFIX", s.amqp.queue_prefix.clone()),
+        ("REMINDER__AMQP__RECONNECT_INITIAL_MS", "50".into()),
+        ("REMINDER__AMQP__RECONNECT_MAX_MS", "1000".into()),
+        ("REMINDER__PRODUCER__CATCH_UP_ON_START", "false".into()),
+        ("REMINDER__SENDER__RECIPIENT_INTERVAL_MS", "0".into()),
+        ("REMINDER__WHATSAPP__MAX_PER_SECOND", "0".into()),
+        ("REMINDER__TRACKER__BATCH_LINGER_MS", "10".into()),
+        ("REMINDER__HTTP__BIND", "127.0.0.1:0".into()),
+        ("REMINDER__TELEMETRY__LEVEL", "warn".into()),
+    ];
+    if let Some(url) = Some(&s.whatsapp.cloud_api.base_url).filter(|_| {
+        matches!(
+            s.whatsapp.provider,
+            reminder::configuration::ProviderKind::CloudApi
+        )
+    }) {
+        vars.extend([
+            ("REMINDER__WHATSAPP__PROVIDER", "cloud_api".to_string()),
+            ("REMINDER__WHATSAPP__CLOUD_API__BASE_URL", url.clone()),
+            (
+                "REMINDER__WHATSAPP__CLOUD_API__PHONE_NUMBER_ID",
+                PHONE_NUMBER_ID.to_string(),
+            ),
+            (
+                "REMINDER__WHATSAPP__CLOUD_API__ACCESS_TOKEN",
+                ACCESS_TOKEN.to_string(),
+            ),
+            (
+                "REMINDER__WHATSAPP__REQUEST_TIMEOUT_MS",
+                s.whatsapp.request_timeout_ms.to_string(),
+            ),
+        ]);
+    }
+    vars.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+/// A `reminder run` child process; killed with SIGKILL when dropped.
+pub struct Child {
+    pub process: std::process::Child,
+}
+
+impl Child {
+    pub fn spawn(env: &TestEnv, roles: &[&str], extra: &[(&str, &str)]) -> Child {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_reminder"));
+        cmd.arg("run")
+            .args(roles)
+            .envs(child_env(env))
+            .envs(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        Child {
+            process: cmd.spawn().expect("reminder starts"),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.process.id()
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+
+    pub fn sigterm(&self) {
+        run("kill", &["-TERM", &self.pid().to_string()]);
+    }
+
+    /// Peak resident memory so far (VmHWM), in KiB.
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
+        status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
