@@ -54,6 +54,10 @@ const ROLE: &str = "sender";
 const DEFER_THRESHOLD_MS: i64 = 50;
 /// Longest pause between two claims of a reminder another handler is sending.
 const MAX_BUSY_POLL: Duration = Duration::from_millis(500);
+/// How long a copy waits in place for another handler's attempt before it is parked instead.
+/// A live handler answers within one provider call; a lease still held after this is most
+/// likely a dead process's, and waiting it out in place would hold a concurrency slot idle.
+const BUSY_PARK_AFTER: Duration = Duration::from_secs(2);
 /// CloudEvents `source` of the outcome events.
 pub const SOURCE: &str = "reminder/sender";
 
@@ -384,6 +388,7 @@ impl Sender {
         }
         let lease = self.lease();
         let max_attempts = self.ctx.settings.whatsapp.max_attempts;
+        let waiting_since = std::time::Instant::now();
         loop {
             let claim = self
                 .ctx
@@ -410,6 +415,9 @@ impl Sender {
                 // Another handler (here or in another process) is calling the provider for this
                 // reminder right now; its outcome is ours. Leases are short (one provider
                 // call), so polling beats parking the message.
+                Claim::Busy { wait } if waiting_since.elapsed() >= BUSY_PARK_AFTER => {
+                    return Ok(self.defer(wait.as_millis() as i64));
+                }
                 Claim::Busy { wait } => {
                     tracing::debug!(
                         lease_left_ms = wait.as_millis() as u64,
