@@ -104,14 +104,24 @@ impl Drop for PostgresDown {
     }
 }
 
-/// A mock Cloud API that answers every send after `delay` with a fresh `wamid`, and remembers
-/// how often each reminder (its `biz_opaque_callback_data`) was sent.
+/// A mock Cloud API that answers every send after `delay`, and remembers how often each
+/// reminder (its `biz_opaque_callback_data`) was accepted. When flaky, the first call for one
+/// reminder in five (chosen by its id, so a retry does not fail again by chance) fails
+/// transiently with a 503, as a provider having a bad minute does; the sender must retry it.
 #[derive(Clone, Default)]
-pub struct SendLog(Arc<Mutex<HashMap<String, u32>>>);
+pub struct SendLog(Arc<Mutex<Calls>>);
+
+#[derive(Default)]
+struct Calls {
+    calls: u32,
+    transient_failures: u32,
+    accepted: HashMap<String, u32>,
+}
 
 struct Recording {
     log: SendLog,
     delay: Duration,
+    flaky: bool,
 }
 
 impl Respond for Recording {
@@ -121,7 +131,17 @@ impl Respond for Recording {
             .as_str()
             .unwrap_or("<none>")
             .to_string();
-        *self.log.0.lock().unwrap().entry(id).or_default() += 1;
+        let mut calls = self.log.0.lock().unwrap();
+        calls.calls += 1;
+        let unlucky = self.flaky && Uuid::parse_str(&id).is_ok_and(|u| u.as_u128() % 5 == 0);
+        if unlucky && !calls.accepted.contains_key(&id) {
+            calls.transient_failures += 1;
+            // Remembered as tried, not accepted: the retry is accepted.
+            calls.accepted.insert(id, 0);
+            return cloud_api_error(503, 2, "Service temporarily unavailable")
+                .set_delay(self.delay);
+        }
+        *calls.accepted.entry(id).or_default() += 1;
         ResponseTemplate::new(200)
             .set_body_json(json!({
                 "messaging_product": "whatsapp",
@@ -133,13 +153,24 @@ impl Respond for Recording {
 }
 
 impl SendLog {
+    /// A provider that accepts every call.
     pub async fn mount(mock: &MockServer, delay: Duration) -> SendLog {
+        Self::mount_with(mock, delay, false).await
+    }
+
+    /// A provider that fails the first call of one reminder in five transiently.
+    pub async fn mount_flaky(mock: &MockServer, delay: Duration) -> SendLog {
+        Self::mount_with(mock, delay, true).await
+    }
+
+    async fn mount_with(mock: &MockServer, delay: Duration, flaky: bool) -> SendLog {
         let log = SendLog::default();
         Mock::given(method("POST"))
             .and(path(messages_path()))
             .respond_with(Recording {
                 log: log.clone(),
                 delay,
+                flaky,
             })
             .mount(mock)
             .await;
@@ -148,19 +179,31 @@ impl SendLog {
 
     /// Provider calls so far (a call counts when it arrives, before its answer).
     pub fn calls(&self) -> u32 {
-        self.0.lock().unwrap().values().sum()
+        self.0.lock().unwrap().calls
     }
 
-    /// Distinct reminders the provider was asked to send.
+    /// Calls answered with a transient error.
+    pub fn transient_failures(&self) -> u32 {
+        self.0.lock().unwrap().transient_failures
+    }
+
+    /// Distinct reminders the provider accepted.
     pub fn distinct(&self) -> usize {
-        self.0.lock().unwrap().len()
+        self.0
+            .lock()
+            .unwrap()
+            .accepted
+            .values()
+            .filter(|n| **n > 0)
+            .count()
     }
 
-    /// Reminders sent more than once, with how often.
+    /// Reminders accepted more than once, with how often.
     pub fn repeated(&self) -> Vec<(String, u32)> {
         self.0
             .lock()
             .unwrap()
+            .accepted
             .iter()
             .filter(|(_, n)| **n > 1)
             .map(|(id, n)| (id.clone(), *n))
@@ -235,6 +278,14 @@ pub fn child_env(env: &TestEnv) -> Vec<(String, String)> {
         ("REMINDER__AMQP__RECONNECT_MAX_MS", "1000".into()),
         ("REMINDER__PRODUCER__CATCH_UP_ON_START", "false".into()),
         ("REMINDER__SENDER__RECIPIENT_INTERVAL_MS", "0".into()),
+        (
+            "REMINDER__SENDER__RETRY_INITIAL_MS",
+            s.sender.retry_initial_ms.to_string(),
+        ),
+        (
+            "REMINDER__SENDER__RETRY_MAX_MS",
+            s.sender.retry_max_ms.to_string(),
+        ),
         ("REMINDER__WHATSAPP__MAX_PER_SECOND", "0".into()),
         ("REMINDER__TRACKER__BATCH_LINGER_MS", "10".into()),
         ("REMINDER__HTTP__BIND", "127.0.0.1:0".into()),

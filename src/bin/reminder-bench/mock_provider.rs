@@ -1,7 +1,8 @@
 //! A mock Meta WhatsApp Cloud API inside the tool: `POST /{version}/{phone_number_id}/messages`
 //! answers the real success format after a fixed delay, and records which reminder each call
 //! was for (`biz_opaque_callback_data`) and when it arrived, so scenarios can check that each
-//! reminder was sent once and measure the send rate the provider saw.
+//! reminder was sent once and measure the send rate the provider saw. `reminder-soak` uses it
+//! too, made flaky: the first call for one reminder in N fails transiently.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,6 +25,11 @@ pub const PHONE_NUMBER_ID: &str = "106540352242922";
 struct Shared {
     delay: Duration,
     record_arrivals: bool,
+    /// Fail the first call of a reminder whose id is 0 modulo this (0: never).
+    transient_one_in: u128,
+    transient_failures: AtomicU64,
+    /// Calls answered 200 per reminder id: sends the provider really made.
+    accepted: Mutex<HashMap<u128, u32>>,
     calls: AtomicU64,
     /// Calls per reminder id (parsed as a UUID to keep the map small).
     per_reminder: Mutex<HashMap<u128, u32>>,
@@ -48,9 +54,26 @@ pub struct SendCounts {
 
 impl MockCloudApi {
     pub async fn start(delay: Duration, record_arrivals: bool) -> anyhow::Result<MockCloudApi> {
+        Self::start_with(delay, record_arrivals, 0).await
+    }
+
+    /// A mock whose first call for one reminder in `one_in` fails with a transient 503.
+    #[allow(dead_code)] // used by reminder-soak, which includes this module
+    pub async fn start_flaky(delay: Duration, one_in: u32) -> anyhow::Result<MockCloudApi> {
+        Self::start_with(delay, false, one_in).await
+    }
+
+    async fn start_with(
+        delay: Duration,
+        record_arrivals: bool,
+        one_in: u32,
+    ) -> anyhow::Result<MockCloudApi> {
         let shared = Arc::new(Shared {
             delay,
             record_arrivals,
+            transient_one_in: one_in as u128,
+            transient_failures: AtomicU64::new(0),
+            accepted: Mutex::new(HashMap::new()),
             calls: AtomicU64::new(0),
             per_reminder: Mutex::new(HashMap::new()),
             arrivals: Mutex::new(Vec::new()),
@@ -90,6 +113,22 @@ impl MockCloudApi {
         }
     }
 
+    /// Calls answered with a transient error.
+    #[allow(dead_code)] // used by reminder-soak, which includes this module
+    pub fn transient_failures(&self) -> u64 {
+        self.shared.transient_failures.load(Ordering::Relaxed)
+    }
+
+    /// (reminders accepted at least once, reminders accepted more than once).
+    #[allow(dead_code)] // used by reminder-soak, which includes this module
+    pub fn accepted(&self) -> (u64, u64) {
+        let map = self.shared.accepted.lock().expect("lock");
+        (
+            map.len() as u64,
+            map.values().filter(|n| **n > 1).count() as u64,
+        )
+    }
+
     /// Arrival times of the calls since the last reset, in order.
     pub fn arrivals(&self) -> Vec<Instant> {
         let mut v = self.shared.arrivals.lock().expect("lock").clone();
@@ -100,6 +139,8 @@ impl MockCloudApi {
     pub fn reset(&self) {
         self.shared.calls.store(0, Ordering::Relaxed);
         self.shared.per_reminder.lock().expect("lock").clear();
+        self.shared.accepted.lock().expect("lock").clear();
+        self.shared.transient_failures.store(0, Ordering::Relaxed);
         self.shared.arrivals.lock().expect("lock").clear();
     }
 
@@ -130,16 +171,26 @@ async fn messages(
         return error(400, 100, "biz_opaque_callback_data is not a reminder id");
     };
     let n = shared.calls.fetch_add(1, Ordering::Relaxed);
-    *shared
-        .per_reminder
-        .lock()
-        .expect("lock")
-        .entry(reminder)
-        .or_insert(0) += 1;
+    let first_call = {
+        let mut per_reminder = shared.per_reminder.lock().expect("lock");
+        let calls = per_reminder.entry(reminder).or_insert(0);
+        *calls += 1;
+        *calls == 1
+    };
     if shared.record_arrivals {
         shared.arrivals.lock().expect("lock").push(arrived);
     }
     tokio::time::sleep(shared.delay).await;
+    if first_call && shared.transient_one_in > 0 && reminder % shared.transient_one_in == 0 {
+        shared.transient_failures.fetch_add(1, Ordering::Relaxed);
+        return error(503, 2, "Service temporarily unavailable");
+    }
+    *shared
+        .accepted
+        .lock()
+        .expect("lock")
+        .entry(reminder)
+        .or_insert(0) += 1;
     axum::Json(json!({
         "messaging_product": "whatsapp",
         "contacts": [{ "input": to, "wa_id": to }],
