@@ -42,6 +42,8 @@ pub struct ApiState {
     pub openapi: Arc<utoipa::openapi::OpenApi>,
     /// Concurrent identical `/statistics` requests share one query.
     pub statistics: Arc<coalesce::SingleFlight<statistics::Key, statistics::Answer>>,
+    /// Concurrent identical `/detail` pages share one query and one serialised body.
+    pub details: Arc<coalesce::SingleFlight<detail::Key, detail::Answer>>,
 }
 
 #[derive(OpenApi)]
@@ -124,6 +126,7 @@ fn router_with_pool(ctx: AppContext, pool: PgPool) -> anyhow::Result<Router> {
         tz,
         openapi: Arc::new(openapi),
         statistics: Arc::default(),
+        details: Arc::default(),
     };
     Ok(router
         .fallback(not_found)
@@ -257,6 +260,7 @@ pub async fn serve_operations(
         tz,
         openapi: Arc::new(utoipa::openapi::OpenApiBuilder::new().build()),
         statistics: Arc::default(),
+        details: Arc::default(),
     };
     let app = Router::new()
         .route("/healthz", get(health::healthz))
