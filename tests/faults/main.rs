@@ -10,3 +10,7 @@ mod broker;
 mod crash;
 mod database;
 mod support;
+
+// Shared with `reminder-soak`.
+#[path = "../../src/bin/reminder-soak/services.rs"]
+mod services;

@@ -1,5 +1,5 @@
-//! What the fault tests share: taking RabbitMQ or PostgreSQL away (and always bringing it back,
-//! even when the test fails), a mock Cloud API that remembers every reminder it was asked to
+//! What the fault tests share (besides `services`, which takes RabbitMQ or PostgreSQL away and
+//! always brings it back): a mock Cloud API that remembers every reminder it was asked to
 //! send, a workload of reminders, and reading the counts it must end with.
 
 use std::collections::HashMap;
@@ -14,95 +14,8 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 use crate::helpers::*;
-
-fn run(program: &str, args: &[&str]) -> bool {
-    Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
-
-/// RabbitMQ's application is stopped while this lives; dropping it starts it again and waits
-/// until it accepts connections, also when the test panicked.
-pub struct RabbitDown(());
-
-impl RabbitDown {
-    pub fn stop() -> RabbitDown {
-        assert!(
-            run("rabbitmqctl", &["-q", "stop_app"]),
-            "rabbitmqctl stop_app"
-        );
-        RabbitDown(())
-    }
-}
-
-pub fn start_rabbit() {
-    run("rabbitmqctl", &["-q", "start_app"]);
-    run("rabbitmqctl", &["-q", "await_startup", "--timeout", "120"]);
-}
-
-impl Drop for RabbitDown {
-    fn drop(&mut self) {
-        start_rabbit();
-    }
-}
-
-fn pg_cluster() -> String {
-    std::fs::read_dir("/etc/postgresql")
-        .expect("/etc/postgresql")
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .next()
-        .expect("a PostgreSQL cluster")
-}
-
-/// PostgreSQL is stopped while this lives (every connection is cut); dropping it starts it
-/// again and waits until it accepts connections, also when the test panicked.
-pub struct PostgresDown(());
-
-impl PostgresDown {
-    pub fn stop() -> PostgresDown {
-        let version = pg_cluster();
-        assert!(
-            run(
-                "pg_ctlcluster",
-                &[
-                    "--skip-systemctl-redirect",
-                    &version,
-                    "main",
-                    "stop",
-                    "-m",
-                    "fast"
-                ]
-            ),
-            "pg_ctlcluster stop"
-        );
-        PostgresDown(())
-    }
-}
-
-pub fn start_postgres() {
-    let version = pg_cluster();
-    run(
-        "pg_ctlcluster",
-        &["--skip-systemctl-redirect", &version, "main", "start"],
-    );
-    for _ in 0..120 {
-        if run("pg_isready", &["-h", "127.0.0.1", "-p", "5432", "-q"]) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
-}
-
-impl Drop for PostgresDown {
-    fn drop(&mut self) {
-        start_postgres();
-    }
-}
+pub use crate::services::{PostgresDown, RabbitDown};
+use crate::services::{peak_rss_kib, quiet};
 
 /// A mock Cloud API that answers every send after `delay`, and remembers how often each
 /// reminder (its `biz_opaque_callback_data`) was accepted. When flaky, the first call for one
@@ -346,19 +259,12 @@ impl Child {
     }
 
     pub fn sigterm(&self) {
-        run("kill", &["-TERM", &self.pid().to_string()]);
+        quiet("kill", &["-TERM", &self.pid().to_string()]);
     }
 
     /// Peak resident memory so far (VmHWM), in KiB.
     pub fn peak_rss_kib(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
-        status
-            .lines()
-            .find(|l| l.starts_with("VmHWM:"))?
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()
+        peak_rss_kib(self.pid())
     }
 }
 

@@ -14,8 +14,10 @@
 //! `reminder run <role>`, so the soak needs no other binary.
 
 #[allow(dead_code)]
-#[path = "reminder-bench/mock_provider.rs"]
+#[path = "../reminder-bench/mock_provider.rs"]
 mod mock_provider;
+#[allow(dead_code)] // the guards are for the fault tests, which include the module too
+mod services;
 
 use std::collections::HashMap;
 use std::process::{Child, Command, ExitCode, Stdio};
@@ -30,6 +32,7 @@ use reminder::configuration::Settings;
 use sqlx::PgPool;
 
 use mock_provider::MockCloudApi;
+use services::{peak_rss_kib, start_postgres, start_rabbit};
 
 #[derive(Debug, Parser)]
 #[command(about = "Soak test: reminders through every role with faults injected on a timer")]
@@ -155,54 +158,6 @@ impl Drop for Role {
             let _ = c.kill();
             let _ = c.wait();
         }
-    }
-}
-
-fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
-fn quiet(program: &str, args: &[&str]) -> bool {
-    Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn pg_cluster() -> String {
-    std::fs::read_dir("/etc/postgresql")
-        .ok()
-        .and_then(|mut d| d.next())
-        .and_then(|e| e.ok()?.file_name().into_string().ok())
-        .unwrap_or_else(|| "15".into())
-}
-
-fn start_rabbit() {
-    quiet("rabbitmqctl", &["-q", "start_app"]);
-    quiet("rabbitmqctl", &["-q", "await_startup", "--timeout", "120"]);
-}
-
-fn start_postgres() {
-    let v = pg_cluster();
-    quiet(
-        "pg_ctlcluster",
-        &["--skip-systemctl-redirect", &v, "main", "start"],
-    );
-    for _ in 0..120 {
-        if quiet("pg_isready", &["-h", "127.0.0.1", "-p", "5432", "-q"]) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(500));
     }
 }
 
@@ -413,24 +368,13 @@ async fn inject(f: Fault, o: &Opts, sender: &mut Role, tracker: &mut Role) -> an
     match f {
         Fault::Broker => {
             println!("  fault: RabbitMQ stopped for {} s", o.outage_secs);
-            quiet("rabbitmqctl", &["-q", "stop_app"]);
+            services::stop_rabbit();
             tokio::time::sleep(outage).await;
             tokio::task::spawn_blocking(start_rabbit).await?;
         }
         Fault::Database => {
             println!("  fault: PostgreSQL stopped for {} s", o.outage_secs);
-            let v = pg_cluster();
-            quiet(
-                "pg_ctlcluster",
-                &[
-                    "--skip-systemctl-redirect",
-                    &v,
-                    "main",
-                    "stop",
-                    "-m",
-                    "fast",
-                ],
-            );
+            services::stop_postgres();
             tokio::time::sleep(outage).await;
             tokio::task::spawn_blocking(start_postgres).await?;
         }
