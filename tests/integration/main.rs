@@ -1,6 +1,7 @@
 //! Integration tests against the real PostgreSQL and RabbitMQ (one binary, one module per area).
 
 mod api;
+mod broker;
 mod cli;
 mod dashboard;
 mod export;
