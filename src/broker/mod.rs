@@ -185,6 +185,36 @@ async fn supervise(
     tx.send_replace(None);
 }
 
+/// The loop every consuming role runs: `session` opens channels, consumes and returns `Ok` on
+/// shutdown; when it fails (the broker went away, a channel broke) a new one is opened after a
+/// back-off. Unacked deliveries of the failed session go back to their queues meanwhile.
+pub async fn run_sessions<F, Fut>(
+    settings: &AmqpSettings,
+    role: &'static str,
+    shutdown: &CancellationToken,
+    mut session: F,
+) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let mut backoff = Backoff::new(
+        Duration::from_millis(settings.reconnect_initial_ms),
+        Duration::from_millis(settings.reconnect_max_ms),
+    );
+    loop {
+        match session().await {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                tracing::warn!(role, error = %format!("{e:#}"), "lost the broker session; reconnecting");
+                if !backoff.sleep(shutdown).await {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
 /// `host:port` of a node URL, without credentials, for logs.
 pub fn node_host(url: &str) -> String {
     lapin::uri::AMQPUri::from_str(url)

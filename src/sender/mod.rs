@@ -39,7 +39,7 @@ use tracing::Instrument;
 
 use crate::broker::delivery::with_raw_message;
 use crate::broker::publisher::Outgoing;
-use crate::broker::{Backoff, DeliveryExt, PublishError, Publisher, Topology, dead_letter};
+use crate::broker::{DeliveryExt, PublishError, Publisher, Topology, dead_letter};
 use crate::context::{AppContext, DbError};
 use crate::db::dispatch::{self, Claim, DispatchRecord};
 use crate::domain::events::MAINTENANCE_DUE;
@@ -155,23 +155,11 @@ impl Sender {
 
     /// Consumes until `shutdown`, reconnecting whenever the broker goes away.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let s = &self.ctx.settings.amqp;
-        let mut backoff = Backoff::new(
-            Duration::from_millis(s.reconnect_initial_ms),
-            Duration::from_millis(s.reconnect_max_ms),
-        );
         tracing::info!(provider = self.provider.name(), queue = %self.topology.sender_queue, "sender started");
-        loop {
-            match self.clone().session(&shutdown).await {
-                Ok(()) => return Ok(()),
-                Err(e) => {
-                    tracing::warn!(error = %format!("{e:#}"), "sender lost its broker session; reconnecting");
-                    if !backoff.sleep(&shutdown).await {
-                        return Ok(());
-                    }
-                }
-            }
-        }
+        crate::broker::run_sessions(&self.ctx.settings.amqp, ROLE, &shutdown, || {
+            self.clone().session(&shutdown)
+        })
+        .await
     }
 
     async fn session(self: Arc<Self>, shutdown: &CancellationToken) -> anyhow::Result<()> {

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::broker::delivery::with_raw_message;
-use crate::broker::{Backoff, DeliveryExt, PublishError, Publisher, Topology, dead_letter};
+use crate::broker::{DeliveryExt, PublishError, Publisher, Topology, dead_letter};
 use crate::context::{AppContext, DbError};
 use crate::db::tracking::{Applied, apply_batch};
 use crate::domain::{IncomingEvent, MessageOutcome};
@@ -52,23 +52,11 @@ impl Tracker {
 
     /// Consumes until `shutdown`, reconnecting whenever the broker goes away.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let s = &self.ctx.settings.amqp;
-        let mut backoff = Backoff::new(
-            Duration::from_millis(s.reconnect_initial_ms),
-            Duration::from_millis(s.reconnect_max_ms),
-        );
         tracing::info!(queue = %self.topology.tracker_queue, "tracker started");
-        loop {
-            match self.session(&shutdown).await {
-                Ok(()) => return Ok(()),
-                Err(e) => {
-                    tracing::warn!(error = %format!("{e:#}"), "tracker lost its broker session; reconnecting");
-                    if !backoff.sleep(&shutdown).await {
-                        return Ok(());
-                    }
-                }
-            }
-        }
+        crate::broker::run_sessions(&self.ctx.settings.amqp, ROLE, &shutdown, || {
+            self.session(&shutdown)
+        })
+        .await
     }
 
     async fn session(&self, shutdown: &CancellationToken) -> anyhow::Result<()> {
