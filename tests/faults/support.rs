@@ -204,15 +204,13 @@ pub fn child_env(env: &TestEnv) -> Vec<(String, String)> {
         ("REMINDER__HTTP__BIND", "127.0.0.1:0".into()),
         ("REMINDER__TELEMETRY__LEVEL", "warn".into()),
     ];
-    if let Some(url) = Some(&s.whatsapp.cloud_api.base_url).filter(|_| {
-        matches!(
-            s.whatsapp.provider,
-            reminder::configuration::ProviderKind::CloudApi
-        )
-    }) {
+    if s.whatsapp.provider == reminder::configuration::ProviderKind::CloudApi {
         vars.extend([
             ("REMINDER__WHATSAPP__PROVIDER", "cloud_api".to_string()),
-            ("REMINDER__WHATSAPP__CLOUD_API__BASE_URL", url.clone()),
+            (
+                "REMINDER__WHATSAPP__CLOUD_API__BASE_URL",
+                s.whatsapp.cloud_api.base_url.clone(),
+            ),
             (
                 "REMINDER__WHATSAPP__CLOUD_API__PHONE_NUMBER_ID",
                 PHONE_NUMBER_ID.to_string(),
