@@ -578,6 +578,11 @@ async fn the_same_maintenance_due_published_three_times_sends_one_message() {
         assert_eq!(e["id"], outcome_id("message.sent", &id));
         assert_eq!(e, &events[0]);
     }
+    // A handler counts its delivery after the ack, which follows the publish seen above.
+    wait_until(WAIT, || async {
+        consumed(&app, "sent") + consumed(&app, "duplicate") == 3
+    })
+    .await;
     assert_eq!(consumed(&app, "sent"), 1);
     assert_eq!(consumed(&app, "duplicate"), 2);
     app.stop().await;
@@ -746,6 +751,8 @@ async fn a_reminder_recorded_as_sent_before_a_crash_is_published_again_without_s
         "wamid.before-the-crash"
     );
     assert_eq!(calls(&mock).await, 0);
+    // Counted after the ack, which follows the publish seen above.
+    wait_until(WAIT, || async { consumed(&app, "duplicate") >= 1 }).await;
     assert_eq!(consumed(&app, "duplicate"), 1);
     app.stop().await;
 }
@@ -984,6 +991,11 @@ async fn each_kind_of_bad_event_lands_in_the_dead_queue_with_its_reason_and_the_
         );
         assert_eq!(d.data, b.body, "{}: the body is kept as it was", b.label);
     }
+    // Counted after the ack, which follows the dead-letter copy seen above.
+    wait_until(WAIT, || async {
+        consumed(&app, "dead_lettered") >= bad.len() as u64
+    })
+    .await;
     assert_eq!(consumed(&app, "dead_lettered"), bad.len() as u64);
     assert_eq!(calls(&mock).await, 1);
     app.stop().await;
