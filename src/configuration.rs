@@ -129,6 +129,7 @@ pub struct SenderSettings {
 pub struct TrackerSettings {
     pub batch_size: usize,
     pub batch_linger_ms: u64,
+    pub batches_in_flight: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -359,6 +360,12 @@ impl Settings {
         }
         if self.tracker.batch_size == 0 || self.tracker.batch_size > 10_000 {
             return Err(invalid("tracker.batch_size", "must be between 1 and 10000"));
+        }
+        if self.tracker.batches_in_flight == 0 || self.tracker.batches_in_flight > 64 {
+            return Err(invalid(
+                "tracker.batches_in_flight",
+                "must be between 1 and 64",
+            ));
         }
         CountryCode::parse(&self.whatsapp.default_country_code)
             .map_err(|e| invalid("whatsapp.default_country_code", e.to_string()))?;

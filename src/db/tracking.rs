@@ -5,9 +5,12 @@
 //! `whatsapp_failure_report` (failed). Dedupe, history and counts commit together, so a batch
 //! redelivered after a crash counts zero more. Triggers keep the statistics aggregates.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use sqlx::PgPool;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
 
 use crate::domain::MessageOutcome;
 
@@ -21,38 +24,31 @@ pub struct Applied {
 }
 
 const APPLY_BATCH: &str = r#"
-WITH input AS (
-    SELECT * FROM UNNEST(
-        $1::text[], $2::text[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[],
-        $8::text[], $9::text[], $10::int[], $11::timestamptz[], $12::text[], $13::text[], $14::text[]
-    ) AS t(event_id, reminder_id, id_customer, id_vehicle, status, provider, provider_message_id,
-           error_code, error, attempts, at, phone, customer_name, plate_number)
-),
-logged AS (
+WITH logged AS (
     INSERT INTO message_log (event_id, reminder_id, id_customer, id_vehicle, status, provider,
                              provider_message_id, error_code, error, attempts, at)
-    SELECT event_id, reminder_id, id_customer, id_vehicle, status, provider,
-           provider_message_id, error_code, error, attempts, at
-    FROM input
+    SELECT * FROM UNNEST(
+        $1::text[], $2::text[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[],
+        $8::text[], $9::text[], $10::int[], $11::timestamptz[]
+    )
     ON CONFLICT DO NOTHING
-    RETURNING event_id, status
+    RETURNING id_customer, id_vehicle, status, at, error_code
 ),
-fresh AS (
-    SELECT i.* FROM input i JOIN logged l USING (event_id)
+recipients AS (
+    SELECT * FROM UNNEST($12::uuid[], $13::uuid[], $14::text[], $15::text[], $16::text[])
+        AS t(id_customer, id_vehicle, phone, customer_name, plate_number)
 ),
 sent AS (
-    SELECT id_customer, id_vehicle, count(*)::int AS n, max(at) AS last_at,
-           (array_agg(customer_name ORDER BY at DESC) FILTER (WHERE customer_name IS NOT NULL))[1] AS customer_name,
-           (array_agg(phone ORDER BY at DESC) FILTER (WHERE phone IS NOT NULL))[1] AS phone,
-           (array_agg(plate_number ORDER BY at DESC) FILTER (WHERE plate_number IS NOT NULL))[1] AS plate_number
-    FROM fresh WHERE status = 'sent'
+    SELECT id_customer, id_vehicle, count(*)::int AS n, max(at) AS last_at
+    FROM logged WHERE status = 'sent'
     GROUP BY id_customer, id_vehicle
 ),
 reported AS (
     INSERT INTO whatsapp_report AS r (id_customer, id_vehicle, last_message_date, frequency,
                                       customer_name, customer_phone, plate_number)
-    SELECT id_customer, id_vehicle, last_at, n, customer_name, phone, plate_number
-    FROM sent ORDER BY id_customer, id_vehicle
+    SELECT s.id_customer, s.id_vehicle, s.last_at, s.n, p.customer_name, p.phone, p.plate_number
+    FROM sent s LEFT JOIN recipients p USING (id_customer, id_vehicle)
+    ORDER BY s.id_customer, s.id_vehicle
     ON CONFLICT (id_customer, id_vehicle) DO UPDATE SET
         frequency = r.frequency + excluded.frequency,
         last_message_date = greatest(r.last_message_date, excluded.last_message_date),
@@ -66,7 +62,7 @@ failed AS (
     INSERT INTO whatsapp_failure_report AS f (id_customer, id_vehicle, failed_count, last_failed_at, last_error_code)
     SELECT id_customer, id_vehicle, count(*)::int, max(at),
            (array_agg(error_code ORDER BY at DESC))[1]
-    FROM fresh WHERE status = 'failed'
+    FROM logged WHERE status = 'failed'
     GROUP BY id_customer, id_vehicle ORDER BY id_customer, id_vehicle
     ON CONFLICT (id_customer, id_vehicle) DO UPDATE SET
         failed_count = f.failed_count + excluded.failed_count,
@@ -88,13 +84,17 @@ pub async fn apply_batch(
     outcomes: &[MessageOutcome],
 ) -> Result<Applied, sqlx::Error> {
     let mut seen = HashSet::with_capacity(outcomes.len());
-    let unique: Vec<&MessageOutcome> = outcomes
+    let mut unique: Vec<&MessageOutcome> = outcomes
         .iter()
         .filter(|o| seen.insert(o.event_id.as_str()))
         .collect();
     if unique.is_empty() {
         return Ok(Applied::default());
     }
+    // Batches run concurrently. Inserting in one global key order means two batches that share
+    // events (a redelivery overlapping fresh work) wait for each other instead of deadlocking.
+    unique.sort_unstable_by(|a, b| a.event_id.cmp(&b.event_id));
+    let recipients = Recipients::of(&unique);
     let col = |f: fn(&MessageOutcome) -> String| unique.iter().map(|o| f(o)).collect::<Vec<_>>();
     let opt =
         |f: fn(&MessageOutcome) -> Option<String>| unique.iter().map(|o| f(o)).collect::<Vec<_>>();
@@ -110,9 +110,11 @@ pub async fn apply_batch(
         .bind(opt(|o| o.error.clone()))
         .bind(unique.iter().map(|o| o.attempts).collect::<Vec<_>>())
         .bind(unique.iter().map(|o| o.at).collect::<Vec<_>>())
-        .bind(opt(|o| o.phone.clone()))
-        .bind(opt(|o| o.customer_name.clone()))
-        .bind(opt(|o| o.plate_number.clone()))
+        .bind(recipients.customers)
+        .bind(recipients.vehicles)
+        .bind(recipients.phones)
+        .bind(recipients.names)
+        .bind(recipients.plates)
         .fetch_one(pool)
         .await?;
     Ok(Applied {
@@ -120,4 +122,47 @@ pub async fn apply_batch(
         sent: row.1 as u64,
         failed: row.2 as u64,
     })
+}
+
+/// What the latest events of each pair in a batch said about the recipient (each field from the
+/// latest event that carried it), one row per pair: the statement joins these instead of
+/// aggregating every event's strings per pair.
+#[derive(Default)]
+struct Recipients {
+    customers: Vec<Uuid>,
+    vehicles: Vec<Uuid>,
+    phones: Vec<Option<String>>,
+    names: Vec<Option<String>>,
+    plates: Vec<Option<String>>,
+}
+
+type Said<'a> = Option<(DateTime<Utc>, &'a str)>;
+
+impl Recipients {
+    fn of(outcomes: &[&MessageOutcome]) -> Recipients {
+        fn newer<'a>(field: &mut Said<'a>, at: DateTime<Utc>, value: Option<&'a String>) {
+            if let Some(v) = value
+                && field.is_none_or(|(seen, _)| at >= seen)
+            {
+                *field = Some((at, v.as_str()));
+            }
+        }
+        let mut pairs: HashMap<(Uuid, Uuid), [Said<'_>; 3]> = HashMap::new();
+        for o in outcomes {
+            let said = pairs.entry((o.customer_id, o.vehicle_id)).or_default();
+            newer(&mut said[0], o.at, o.phone.as_ref());
+            newer(&mut said[1], o.at, o.customer_name.as_ref());
+            newer(&mut said[2], o.at, o.plate_number.as_ref());
+        }
+        let mut r = Recipients::default();
+        let text = |f: Said<'_>| f.map(|(_, v)| v.to_string());
+        for ((c, v), [phone, name, plate]) in pairs {
+            r.customers.push(c);
+            r.vehicles.push(v);
+            r.phones.push(text(phone));
+            r.names.push(text(name));
+            r.plates.push(text(plate));
+        }
+        r
+    }
 }

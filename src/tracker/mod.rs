@@ -3,7 +3,9 @@
 //!
 //! Deliveries are gathered into batches (up to `tracker.batch_size`, or whatever arrived within
 //! `tracker.batch_linger_ms`), applied in one statement that dedupes by event id, and acked with
-//! one multiple-ack after the commit. A crash between commit and ack redelivers the batch, and
+//! one multiple-ack after the commit. Up to `tracker.batches_in_flight` batches are written at
+//! once (one statement keeps one PostgreSQL backend, so one core, busy), and acked in delivery
+//! order. A crash between commit and ack redelivers the batch, and
 //! the dedupe makes it count zero more. A bad event is dead-lettered on its own; if the database
 //! refuses a batch for a reason other than an outage, the batch is split until the offending
 //! event is found and dead-lettered, and the rest are applied.
@@ -16,6 +18,8 @@ use futures::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
+use tokio::sync::{Semaphore, oneshot};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -54,12 +58,12 @@ impl Tracker {
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) -> anyhow::Result<()> {
         tracing::info!(queue = %self.topology.tracker_queue, "tracker started");
         crate::broker::run_sessions(&self.ctx.settings.amqp, ROLE, &shutdown, || {
-            self.session(&shutdown)
+            self.clone().session(&shutdown)
         })
         .await
     }
 
-    async fn session(&self, shutdown: &CancellationToken) -> anyhow::Result<()> {
+    async fn session(self: Arc<Self>, shutdown: &CancellationToken) -> anyhow::Result<()> {
         let Some(channel) = self.ctx.broker.channel(shutdown).await else {
             return Ok(());
         };
@@ -68,8 +72,9 @@ impl Tracker {
             .await
             .context("declaring the topology")?;
         let batch_size = self.ctx.settings.tracker.batch_size;
-        // Two batches' worth in flight: the next batch arrives while this one is written.
-        let prefetch = (batch_size * 2).min(u16::MAX as usize) as u16;
+        let in_flight = self.ctx.settings.tracker.batches_in_flight;
+        // Every batch in flight plus the one being gathered.
+        let prefetch = (batch_size * (in_flight + 1)).min(u16::MAX as usize) as u16;
         channel
             .basic_qos(prefetch, BasicQosOptions::default())
             .await?;
@@ -88,10 +93,22 @@ impl Tracker {
             .await
             .context("consuming the tracker queue")?;
         let linger = Duration::from_millis(self.ctx.settings.tracker.batch_linger_ms);
+        let slots = Arc::new(Semaphore::new(in_flight));
+        // Cancelled by a batch that lost the broker: the session is over.
+        let broken = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        // Resolves once the previous batch is acked (true) or will never be (false).
+        let mut previous: Option<oneshot::Receiver<bool>> = None;
         let result: anyhow::Result<()> = 'session: loop {
+            let permit = tokio::select! {
+                _ = shutdown.cancelled() => break Ok(()),
+                _ = broken.cancelled() => break Err(anyhow::anyhow!("a batch lost the broker connection")),
+                p = slots.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+            };
             let mut batch = Vec::with_capacity(batch_size);
             tokio::select! {
                 _ = shutdown.cancelled() => break Ok(()),
+                _ = broken.cancelled() => break Err(anyhow::anyhow!("a batch lost the broker connection")),
                 next = consumer.next() => match next {
                     Some(Ok(d)) => batch.push(d),
                     Some(Err(e)) => break Err(e).context("the tracker consumer failed"),
@@ -104,7 +121,6 @@ impl Tracker {
                     _ = tokio::time::sleep_until(deadline) => break,
                     next = consumer.next() => match next {
                         Some(Ok(d)) => batch.push(d),
-                        // Apply what we have; the broken consumer ends the session after.
                         Some(Err(e)) => {
                             // The channel is gone, so these cannot be acked: they come back.
                             drop(batch);
@@ -114,36 +130,63 @@ impl Tracker {
                     },
                 }
             }
-            // A batch in progress finishes even during shutdown, so its acks go out.
-            let never = CancellationToken::new();
-            let guard = if shutdown.is_cancelled() {
-                &never
-            } else {
-                shutdown
-            };
-            match self.process(&publisher, batch, guard).await {
-                Ok(()) => {}
-                Err(BatchError::Shutdown) => break Ok(()),
-                Err(e) => break Err(e.into()),
-            }
+            while tasks.try_join_next().is_some() {}
+            let (done, next) = oneshot::channel();
+            let after = previous.replace(next);
+            let tracker = self.clone();
+            let publisher = publisher.clone();
+            let shutdown = shutdown.clone();
+            let broken = broken.clone();
+            tasks.spawn(async move {
+                let _permit = permit;
+                let acked = tracker
+                    .process(&publisher, batch, after, &shutdown)
+                    .await;
+                match acked {
+                    Ok(()) => {
+                        let _ = done.send(true);
+                    }
+                    Err(BatchError::Shutdown) => {
+                        let _ = done.send(false);
+                    }
+                    Err(e) => {
+                        let _ = done.send(false);
+                        tracing::warn!(error = %e, "broker failure while recording a batch; it will be redelivered");
+                        broken.cancel();
+                    }
+                }
+            });
         };
+        // Batches in progress finish, so their acks go out before the channel closes.
         let _ = channel
             .basic_cancel(consumer.tag(), BasicCancelOptions::default())
             .await;
+        while tasks.join_next().await.is_some() {}
         let _ = channel.close(200, "tracker stopping".into()).await;
         publisher.close().await;
         result
     }
 
-    /// Applies one batch and acks it.
+    /// Applies one batch and, once the batch before it is acked, acks it. Batches are written
+    /// concurrently but acked in delivery order: a multiple-ack covers every earlier delivery,
+    /// so it must never go out while an earlier batch is uncommitted.
     async fn process(
         &self,
         publisher: &Publisher,
         batch: Vec<Delivery>,
-        shutdown: &CancellationToken,
+        after: Option<oneshot::Receiver<bool>>,
+        session_shutdown: &CancellationToken,
     ) -> Result<(), BatchError> {
         let Some(last) = batch.last() else {
             return Ok(());
+        };
+        // A batch in progress finishes even during shutdown, so its acks go out; only an
+        // outage the shutdown interrupts stops it.
+        let never = CancellationToken::new();
+        let shutdown = if session_shutdown.is_cancelled() {
+            &never
+        } else {
+            session_shutdown
         };
         let started = Instant::now();
         let mut valid: Vec<(&Delivery, MessageOutcome)> = Vec::with_capacity(batch.len());
@@ -183,6 +226,13 @@ impl Tracker {
             }
         }
         self.apply(publisher, &valid, shutdown).await?;
+        if let Some(after) = after
+            && after.await != Ok(true)
+        {
+            // The batch before is not acked and will be redelivered; acking this one would ack
+            // it too. This one comes back with it and counts zero more.
+            return Err(BatchError::Shutdown);
+        }
         last.acker.ack(BasicAckOptions { multiple: true }).await?;
         let m = &self.ctx.metrics;
         m.tracker_batch_size.observe(batch.len() as f64);

@@ -167,6 +167,43 @@ async fn a_batch_committed_but_never_acked_counts_nothing_more_when_redelivered(
 }
 
 #[tokio::test]
+async fn batches_written_at_once_over_the_same_pairs_count_every_event_once_and_ack_them_all() {
+    let mut env = TestEnv::new();
+    // Small batches, four at once, all on five pairs: concurrent batches update the same
+    // report rows, and duplicates of earlier events land in later batches.
+    env.settings.tracker.batch_size = 25;
+    env.settings.tracker.batches_in_flight = 4;
+    let amqp = env.amqp().await;
+    let pairs: Vec<(Uuid, Uuid)> = (0..5).map(|_| (Uuid::new_v4(), Uuid::new_v4())).collect();
+    let events: Vec<Value> = (0..1000)
+        .map(|i| {
+            let (c, v) = pairs[i % pairs.len()];
+            message_sent(&format!("r-{i}"), c, v, "2026-11-24T01:00:00Z")
+        })
+        .collect();
+    let app = env.spawn(&[Role::Tracker]).await;
+    for (i, e) in events.iter().enumerate() {
+        amqp.publish_event(e).await;
+        if i % 5 == 0 {
+            amqp.publish_event(&events[i / 2]).await;
+        }
+    }
+
+    processed(&app, 1200).await;
+    app.stop().await;
+    let pool = env.pool().await;
+    assert_eq!(logged(&pool).await, 1000);
+    assert_eq!(sum_frequency(&pool).await, 1000);
+    for (c, v) in pairs {
+        let report = reports::by_pair(&pool, c, v).await.unwrap().unwrap();
+        assert_eq!(report.frequency, 200);
+    }
+    // Stopped, so anything left unacked would be back in the queue.
+    assert_eq!(amqp.depth(&amqp.topology.tracker_queue).await, 0);
+    assert_eq!(amqp.depth(&amqp.topology.dead_queue).await, 0);
+}
+
+#[tokio::test]
 async fn a_late_event_with_an_older_time_keeps_the_latest_last_message_date() {
     let env = TestEnv::new();
     let app = env.spawn(&[Role::Tracker]).await;

@@ -84,6 +84,9 @@ pub struct Opts {
     /// tracker: tracker.batch_size (0: the configured default).
     #[arg(long, default_value_t = 0)]
     pub tracker_batch: usize,
+    /// tracker: tracker.batches_in_flight (0: the configured default).
+    #[arg(long, default_value_t = 0)]
+    pub tracker_in_flight: usize,
 
     /// api: report rows.
     #[arg(long, default_value_t = 1_000_000)]

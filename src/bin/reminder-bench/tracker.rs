@@ -51,12 +51,16 @@ pub async fn run(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
     if opts.tracker_batch > 0 {
         s.batch_size = opts.tracker_batch;
     }
+    if opts.tracker_in_flight > 0 {
+        s.batches_in_flight = opts.tracker_in_flight;
+    }
     let mut t = Table::new(format!(
-        "tracker: {} message.sent over {} pairs per round (tracker.batch_size {}, batch_linger_ms {})",
+        "tracker: {} message.sent over {} pairs per round (tracker.batch_size {}, batch_linger_ms {}, batches_in_flight {})",
         crate::report::thousands(opts.tracker_events as f64),
         crate::report::thousands(opts.tracker_pairs as f64),
         s.batch_size,
-        s.batch_linger_ms
+        s.batch_linger_ms,
+        s.batches_in_flight
     ));
     let rates = Summary::of(&f.rates);
     let baseline = Summary::of(&f.baseline);
@@ -68,8 +72,8 @@ pub async fn run(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
     t.row(
         Row::new(
             format!(
-                "the tracker's statement alone (apply_batch, {} per call, one after another)",
-                s.batch_size
+                "the tracker's statement alone (apply_batch, {} per call, {} at once)",
+                s.batch_size, s.batches_in_flight
             ),
             Summary::of(&f.statement),
             Unit::PerSec,
@@ -110,6 +114,9 @@ async fn measure(env: &BenchEnv, o: &Opts) -> anyhow::Result<Figures> {
     let mut settings = env.settings.clone();
     if o.tracker_batch > 0 {
         settings.tracker.batch_size = o.tracker_batch;
+    }
+    if o.tracker_in_flight > 0 {
+        settings.tracker.batches_in_flight = o.tracker_in_flight;
     }
     let broker_shutdown = CancellationToken::new();
     let _stop = broker_shutdown.clone().drop_guard();
@@ -201,10 +208,19 @@ async fn measure(env: &BenchEnv, o: &Opts) -> anyhow::Result<Figures> {
                 }
             })
             .collect();
+        // As the tracker runs it: `batches_in_flight` batches at once, each on its own connection.
+        let chunks: Vec<&[MessageOutcome]> = outcomes.chunks(settings.tracker.batch_size).collect();
+        let next = std::sync::atomic::AtomicUsize::new(0);
         let started = Instant::now();
-        for chunk in outcomes.chunks(settings.tracker.batch_size) {
-            reminder::db::tracking::apply_batch(&statement_pool, chunk).await?;
-        }
+        futures::future::try_join_all((0..settings.tracker.batches_in_flight).map(|_| async {
+            while let Some(chunk) =
+                chunks.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+            {
+                reminder::db::tracking::apply_batch(&statement_pool, chunk).await?;
+            }
+            Ok::<_, sqlx::Error>(())
+        }))
+        .await?;
         f.statement.push(n as f64 / started.elapsed().as_secs_f64());
     }
     statement_pool.close().await;
