@@ -13,12 +13,14 @@
 //! Every time comparison is made by PostgreSQL (`now()`), so the clocks of sender hosts never
 //! matter.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::db::group_commit::Batched;
 use crate::domain::events::{MESSAGE_FAILED, MESSAGE_SENT, outcome_id};
 use crate::domain::{MaintenanceDue, MessageFailed, MessageSent, OutgoingEvent};
 
@@ -64,15 +66,17 @@ const COLUMNS: &str = "reminder_id, id_customer, id_vehicle, phone, customer_nam
      greatest(0, ceil(extract(epoch FROM lease_until - now()) * 1000))::bigint AS lease_left_ms, \
      greatest(0, ceil(extract(epoch FROM next_attempt_at - now()) * 1000))::bigint AS retry_in_ms";
 
-pub async fn claim(
+/// Claims the reminder for the next attempt if it may be attempted now; the attempt number, or
+/// `None` when another worker holds it, it is final, or it is backing off.
+async fn try_claim(
     pool: &PgPool,
     reminder_id: &str,
     due: &MaintenanceDue,
     provider: &str,
     lease: Duration,
     max_attempts: u32,
-) -> Result<Claim, sqlx::Error> {
-    let claimed: Option<i32> = sqlx::query_scalar(
+) -> Result<Option<i32>, sqlx::Error> {
+    sqlx::query_scalar(
         r#"
         INSERT INTO reminder_dispatch AS d (reminder_id, id_customer, id_vehicle, phone,
             customer_name, plate_number, status, attempts, lease_until, provider)
@@ -100,7 +104,30 @@ pub async fn claim(
     .bind(provider)
     .bind(max_attempts as i32)
     .fetch_optional(pool)
-    .await?;
+    .await
+}
+
+/// The claim's answer: the attempt this worker owns, or (refused) what the record says to do.
+pub async fn claim(
+    pool: &PgPool,
+    reminder_id: &str,
+    due: &MaintenanceDue,
+    provider: &str,
+    lease: Duration,
+    max_attempts: u32,
+) -> Result<Claim, sqlx::Error> {
+    let claimed = try_claim(pool, reminder_id, due, provider, lease, max_attempts).await?;
+    settle_claim(pool, reminder_id, claimed, max_attempts).await
+}
+
+/// Turns a claim's result into what to do: `Send` when it was claimed, otherwise whatever the
+/// record (looked up now) says.
+pub async fn settle_claim(
+    pool: &PgPool,
+    reminder_id: &str,
+    claimed: Option<i32>,
+    max_attempts: u32,
+) -> Result<Claim, sqlx::Error> {
     if let Some(attempt) = claimed {
         return Ok(Claim::Send { attempt });
     }
@@ -140,7 +167,18 @@ pub async fn record_sent(
     provider_message_id: &str,
     sent_at: DateTime<Utc>,
 ) -> Result<DispatchRecord, sqlx::Error> {
-    let updated: Option<DispatchRecord> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let updated = try_record_sent(pool, reminder_id, provider_message_id, sent_at).await?;
+    final_record(pool, reminder_id, updated).await
+}
+
+/// The updated record, or `None` when the row was not open (already final).
+async fn try_record_sent(
+    pool: &PgPool,
+    reminder_id: &str,
+    provider_message_id: &str,
+    sent_at: DateTime<Utc>,
+) -> Result<Option<DispatchRecord>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE reminder_dispatch SET status = 'sent', provider_message_id = $2, outcome_at = $3,
              error_code = NULL, error = NULL, lease_until = NULL, updated_at = now()
          WHERE reminder_id = $1 AND status IN ('sending', 'retrying')
@@ -150,8 +188,7 @@ pub async fn record_sent(
     .bind(provider_message_id)
     .bind(sent_at)
     .fetch_optional(pool)
-    .await?;
-    final_record(pool, reminder_id, updated).await
+    .await
 }
 
 /// Records a permanent failure (or the last transient one) of attempt `attempt` (`None`: of
@@ -183,7 +220,7 @@ pub async fn record_failed(
     final_record(pool, reminder_id, updated).await
 }
 
-async fn final_record(
+pub async fn final_record(
     pool: &PgPool,
     reminder_id: &str,
     updated: Option<DispatchRecord>,
@@ -276,5 +313,181 @@ impl DispatchRecord {
             }
             _ => None,
         }
+    }
+}
+
+/// A claim for the sender's group commit (`db::group_commit`).
+#[derive(Debug, Clone)]
+pub struct ClaimRequest {
+    pub reminder_id: String,
+    pub due: MaintenanceDue,
+}
+
+/// Claims many reminders in one statement. Provider, lease and attempt limit are the sender's
+/// own, the same for every request.
+pub struct ClaimWriter {
+    pub pool: PgPool,
+    pub provider: String,
+    pub lease: Duration,
+    pub max_attempts: u32,
+}
+
+impl Batched for ClaimWriter {
+    type Request = ClaimRequest;
+    type Response = Option<i32>;
+
+    async fn run_batch(&self, requests: &[ClaimRequest]) -> Result<Vec<Option<i32>>, sqlx::Error> {
+        // In reminder id order, so two batches claiming overlapping reminders lock them in the
+        // same order. The same reminder twice in one batch is an error ("cannot affect row a
+        // second time"), and the group commit then runs the requests one by one.
+        let rows: Vec<(String, i32)> = sqlx::query_as(
+            r#"
+            INSERT INTO reminder_dispatch AS d (reminder_id, id_customer, id_vehicle, phone,
+                customer_name, plate_number, status, attempts, lease_until, provider)
+            SELECT r, c, v, p, n, pl, 'sending', 1, now() + $7 * interval '1 millisecond', $8
+            FROM UNNEST($1::text[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[])
+                AS t(r, c, v, p, n, pl)
+            ORDER BY r
+            ON CONFLICT (reminder_id) DO UPDATE SET
+                status = 'sending',
+                attempts = d.attempts + 1,
+                lease_until = excluded.lease_until,
+                provider = excluded.provider,
+                updated_at = now()
+            WHERE d.attempts < $9
+              AND ((d.status = 'retrying'
+                    AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= now()))
+                   OR (d.status = 'sending' AND d.lease_until < now()))
+            RETURNING reminder_id, attempts
+            "#,
+        )
+        .bind(
+            requests
+                .iter()
+                .map(|r| r.reminder_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            requests
+                .iter()
+                .map(|r| r.due.customer_id)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            requests
+                .iter()
+                .map(|r| r.due.vehicle_id)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            requests
+                .iter()
+                .map(|r| r.due.phone.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            requests
+                .iter()
+                .map(|r| r.due.customer_name.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            requests
+                .iter()
+                .map(|r| r.due.plate_number.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(self.lease.as_millis() as i64)
+        .bind(&self.provider)
+        .bind(self.max_attempts as i32)
+        .fetch_all(&self.pool)
+        .await?;
+        let claimed: HashMap<String, i32> = rows.into_iter().collect();
+        Ok(requests
+            .iter()
+            .map(|r| claimed.get(&r.reminder_id).copied())
+            .collect())
+    }
+
+    async fn run_one(&self, r: &ClaimRequest) -> Result<Option<i32>, sqlx::Error> {
+        try_claim(
+            &self.pool,
+            &r.reminder_id,
+            &r.due,
+            &self.provider,
+            self.lease,
+            self.max_attempts,
+        )
+        .await
+    }
+}
+
+/// A successful send to record through the group commit.
+#[derive(Debug, Clone)]
+pub struct SentRequest {
+    pub reminder_id: String,
+    pub provider_message_id: String,
+    pub sent_at: DateTime<Utc>,
+}
+
+/// Records many successful sends in one statement; each answer is the updated record, or
+/// `None` when the row was not open (then `final_record` looks it up).
+pub struct SentWriter {
+    pub pool: PgPool,
+}
+
+impl Batched for SentWriter {
+    type Request = SentRequest;
+    type Response = Option<DispatchRecord>;
+
+    async fn run_batch(
+        &self,
+        requests: &[SentRequest],
+    ) -> Result<Vec<Option<DispatchRecord>>, sqlx::Error> {
+        let rows: Vec<DispatchRecord> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "UPDATE reminder_dispatch SET status = 'sent', provider_message_id = u.message_id,
+                 outcome_at = u.sent_at, error_code = NULL, error = NULL, lease_until = NULL,
+                 updated_at = now()
+             FROM UNNEST($1::text[], $2::text[], $3::timestamptz[]) AS u(id, message_id, sent_at)
+             WHERE reminder_dispatch.reminder_id = u.id
+               AND reminder_dispatch.status IN ('sending', 'retrying')
+             RETURNING {}",
+            COLUMNS.replace("reminder_id,", "reminder_dispatch.reminder_id,")
+        )))
+        .bind(
+            requests
+                .iter()
+                .map(|r| r.reminder_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            requests
+                .iter()
+                .map(|r| r.provider_message_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(requests.iter().map(|r| r.sent_at).collect::<Vec<_>>())
+        .fetch_all(&self.pool)
+        .await?;
+        // The same reminder twice in one batch (two holders recording at once) gets the one
+        // update for both.
+        let updated: HashMap<String, DispatchRecord> = rows
+            .into_iter()
+            .map(|r| (r.reminder_id.clone(), r))
+            .collect();
+        Ok(requests
+            .iter()
+            .map(|r| updated.get(&r.reminder_id).cloned())
+            .collect())
+    }
+
+    async fn run_one(&self, r: &SentRequest) -> Result<Option<DispatchRecord>, sqlx::Error> {
+        try_record_sent(
+            &self.pool,
+            &r.reminder_id,
+            &r.provider_message_id,
+            r.sent_at,
+        )
+        .await
     }
 }

@@ -41,7 +41,10 @@ use crate::broker::delivery::with_raw_message;
 use crate::broker::publisher::Outgoing;
 use crate::broker::{DeliveryExt, PublishError, Publisher, Topology, dead_letter};
 use crate::context::{AppContext, DbError};
-use crate::db::dispatch::{self, Claim, DispatchRecord};
+use crate::db::dispatch::{
+    self, Claim, ClaimRequest, ClaimWriter, DispatchRecord, SentRequest, SentWriter,
+};
+use crate::db::group_commit::GroupCommit;
 use crate::domain::events::MAINTENANCE_DUE;
 use crate::domain::{CountryCode, IncomingEvent, MaintenanceDue};
 use crate::metrics::{ProviderLabels, SendLabels};
@@ -58,6 +61,10 @@ const MAX_BUSY_POLL: Duration = Duration::from_millis(500);
 /// A live handler answers within one provider call; a lease still held after this is most
 /// likely a dead process's, and waiting it out in place would hold a concurrency slot idle.
 const BUSY_PARK_AFTER: Duration = Duration::from_secs(2);
+/// Most claims (or recorded sends) in one statement.
+const GROUP_MAX_BATCH: usize = 200;
+/// Claim (or record) statements under way at once.
+const GROUP_IN_FLIGHT: usize = 4;
 /// CloudEvents `source` of the outcome events.
 pub const SOURCE: &str = "reminder/sender";
 
@@ -77,6 +84,9 @@ pub struct Sender {
     topology: Topology,
     /// Retry delay queues declared in this process.
     declared_delays: Mutex<HashSet<u128>>,
+    /// Claims and recorded sends of the reminders in flight, a statement for many at once.
+    claims: GroupCommit<ClaimWriter>,
+    sends: GroupCommit<SentWriter>,
 }
 
 /// Why handling one delivery stopped without an ack.
@@ -138,7 +148,28 @@ impl Sender {
             .map_err(|e| anyhow::anyhow!("whatsapp.message_template: {e}"))?;
         let country =
             CountryCode::parse(&w.default_country_code).context("whatsapp.default_country_code")?;
+        // A few statements at once per kind keeps PostgreSQL's cores busy while the next batch
+        // gathers; a batch is bounded so one statement stays short.
+        let claims = GroupCommit::start(
+            ClaimWriter {
+                pool: ctx.pool.clone(),
+                provider: provider.name().to_string(),
+                lease: lease(&ctx.settings),
+                max_attempts: w.max_attempts,
+            },
+            GROUP_MAX_BATCH,
+            GROUP_IN_FLIGHT,
+        );
+        let sends = GroupCommit::start(
+            SentWriter {
+                pool: ctx.pool.clone(),
+            },
+            GROUP_MAX_BATCH,
+            GROUP_IN_FLIGHT,
+        );
         Ok(Sender {
+            claims,
+            sends,
             template,
             country,
             rate: RateLimiter::new(w.max_per_second),
@@ -352,18 +383,25 @@ impl Sender {
         shutdown: &CancellationToken,
     ) -> Result<Next, HandleError> {
         let pool = &self.ctx.pool;
-        let known = self
-            .ctx
-            .db_retry(ROLE, shutdown, || dispatch::get(pool, &event.id))
-            .await?;
-        if let Some(record) = known {
-            if record.is_final() {
-                tracing::info!(status = %record.status, "already handled; re-publishing its outcome");
-                self.ctx.metrics.duplicates_suppressed.inc();
-                return Ok(Next::duplicate(record));
-            }
-            if record.status == "retrying" && record.retry_in_ms > DEFER_THRESHOLD_MS {
-                return Ok(self.defer(record.retry_in_ms));
+        // The look-up spares a copy that needs no send (already final, or backing off) the wait
+        // for the rate limits. When nothing would wait, the claim below finds that out by
+        // itself (it looks the record up only when refused), so the common case costs one
+        // round trip less.
+        let would_wait = !(self.gap.is_free(due.phone.as_str()) && self.rate.is_free());
+        if would_wait {
+            let known = self
+                .ctx
+                .db_retry(ROLE, shutdown, || dispatch::get(pool, &event.id))
+                .await?;
+            if let Some(record) = known {
+                if record.is_final() {
+                    tracing::info!(status = %record.status, "already handled; re-publishing its outcome");
+                    self.ctx.metrics.duplicates_suppressed.inc();
+                    return Ok(Next::duplicate(record));
+                }
+                if record.status == "retrying" && record.retry_in_ms > DEFER_THRESHOLD_MS {
+                    return Ok(self.defer(record.retry_in_ms));
+                }
             }
         }
         // Rate limits come before the claim, so waiting never eats into the claim's lease.
@@ -374,21 +412,18 @@ impl Sender {
                 self.rate.acquire().await;
             } => {}
         }
-        let lease = self.lease();
         let max_attempts = self.ctx.settings.whatsapp.max_attempts;
         let waiting_since = std::time::Instant::now();
         loop {
+            let request = ClaimRequest {
+                reminder_id: event.id.clone(),
+                due: due.clone(),
+            };
             let claim = self
                 .ctx
-                .db_retry(ROLE, shutdown, || {
-                    dispatch::claim(
-                        pool,
-                        &event.id,
-                        due,
-                        self.provider.name(),
-                        lease,
-                        max_attempts,
-                    )
+                .db_retry(ROLE, shutdown, || async {
+                    let claimed = self.claims.call(request.clone()).await?;
+                    dispatch::settle_claim(pool, &event.id, claimed, max_attempts).await
                 })
                 .await?;
             let wait = match claim {
@@ -481,13 +516,6 @@ impl Sender {
         }
     }
 
-    /// How long a claim keeps other workers away: the provider call's time-out plus a margin
-    /// for recording its answer.
-    fn lease(&self) -> Duration {
-        Duration::from_millis(self.ctx.settings.whatsapp.request_timeout_ms)
-            + Duration::from_secs(30)
-    }
-
     #[tracing::instrument(skip_all, fields(attempt))]
     async fn attempt(
         &self,
@@ -515,15 +543,16 @@ impl Sender {
                 self.count_send(provider, "sent");
                 tracing::info!(to = %due.phone, provider, "reminder sent");
                 let sent_at = Utc::now();
+                let request = SentRequest {
+                    reminder_id: event.id.clone(),
+                    provider_message_id: receipt.provider_message_id.clone(),
+                    sent_at,
+                };
                 let record = self
                     .ctx
-                    .db_retry(ROLE, shutdown, || {
-                        dispatch::record_sent(
-                            pool,
-                            &event.id,
-                            &receipt.provider_message_id,
-                            sent_at,
-                        )
+                    .db_retry(ROLE, shutdown, || async {
+                        let updated = self.sends.call(request.clone()).await?;
+                        dispatch::final_record(pool, &event.id, updated).await
                     })
                     .await?;
                 Ok(Next::publish(record))
@@ -701,4 +730,10 @@ impl DispatchRecord {
             "failed"
         }
     }
+}
+
+/// How long a claim keeps other workers away: the provider call's time-out plus a margin for
+/// recording its answer.
+fn lease(settings: &crate::configuration::Settings) -> Duration {
+    Duration::from_millis(settings.whatsapp.request_timeout_ms) + Duration::from_secs(30)
 }

@@ -32,6 +32,11 @@ impl RateLimiter {
         }
     }
 
+    /// Whether a send could go this instant (nothing is reserved).
+    pub fn is_free(&self) -> bool {
+        self.interval.is_none() || *self.next.lock().expect("rate limiter lock") <= Instant::now()
+    }
+
     pub async fn acquire(&self) {
         let Some(interval) = self.interval else {
             return;
@@ -98,6 +103,17 @@ impl RecipientGap {
             gap,
             next: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Whether a send to `phone` could go this instant (nothing is reserved).
+    pub fn is_free(&self, phone: &str) -> bool {
+        self.gap.is_zero()
+            || self
+                .next
+                .lock()
+                .expect("recipient gap lock")
+                .get(phone)
+                .is_none_or(|t| *t <= Instant::now())
     }
 
     pub async fn acquire(&self, phone: &str) {
