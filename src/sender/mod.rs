@@ -62,9 +62,9 @@ const MAX_BUSY_POLL: Duration = Duration::from_millis(500);
 /// likely a dead process's, and waiting it out in place would hold a concurrency slot idle.
 const BUSY_PARK_AFTER: Duration = Duration::from_secs(2);
 /// Most claims (or recorded sends) in one statement.
-const GROUP_MAX_BATCH: usize = 200;
+pub const GROUP_MAX_BATCH: usize = 200;
 /// Claim (or record) statements under way at once.
-const GROUP_IN_FLIGHT: usize = 4;
+pub const GROUP_IN_FLIGHT: usize = 4;
 /// CloudEvents `source` of the outcome events.
 pub const SOURCE: &str = "reminder/sender";
 
