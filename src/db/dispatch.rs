@@ -76,11 +76,29 @@ async fn try_claim(
     lease: Duration,
     max_attempts: u32,
 ) -> Result<Option<i32>, sqlx::Error> {
-    sqlx::query_scalar(
+    let claimed = claim_many(pool, &[(reminder_id, due)], provider, lease, max_attempts).await?;
+    Ok(claimed.into_iter().next().flatten())
+}
+
+/// Claims each reminder that may be attempted now, in one statement; answers in input order.
+/// Rows are taken in reminder id order, so two statements claiming overlapping reminders lock
+/// them in the same order. The same reminder twice in one call is an error ("cannot affect
+/// row a second time").
+async fn claim_many(
+    pool: &PgPool,
+    reminders: &[(&str, &MaintenanceDue)],
+    provider: &str,
+    lease: Duration,
+    max_attempts: u32,
+) -> Result<Vec<Option<i32>>, sqlx::Error> {
+    let rows: Vec<(String, i32)> = sqlx::query_as(
         r#"
         INSERT INTO reminder_dispatch AS d (reminder_id, id_customer, id_vehicle, phone,
             customer_name, plate_number, status, attempts, lease_until, provider)
-        VALUES ($1, $2, $3, $4, $5, $6, 'sending', 1, now() + $7 * interval '1 millisecond', $8)
+        SELECT r, c, v, p, n, pl, 'sending', 1, now() + $7 * interval '1 millisecond', $8
+        FROM UNNEST($1::text[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[])
+            AS t(r, c, v, p, n, pl)
+        ORDER BY r
         ON CONFLICT (reminder_id) DO UPDATE SET
             status = 'sending',
             attempts = d.attempts + 1,
@@ -91,20 +109,50 @@ async fn try_claim(
           AND ((d.status = 'retrying'
                 AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= now()))
                OR (d.status = 'sending' AND d.lease_until < now()))
-        RETURNING attempts
+        RETURNING reminder_id, attempts
         "#,
     )
-    .bind(reminder_id)
-    .bind(due.customer_id)
-    .bind(due.vehicle_id)
-    .bind(due.phone.as_str())
-    .bind(&due.customer_name)
-    .bind(&due.plate_number)
+    .bind(reminders.iter().map(|(id, _)| *id).collect::<Vec<_>>())
+    .bind(
+        reminders
+            .iter()
+            .map(|(_, d)| d.customer_id)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        reminders
+            .iter()
+            .map(|(_, d)| d.vehicle_id)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        reminders
+            .iter()
+            .map(|(_, d)| d.phone.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        reminders
+            .iter()
+            .map(|(_, d)| d.customer_name.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        reminders
+            .iter()
+            .map(|(_, d)| d.plate_number.as_str())
+            .collect::<Vec<_>>(),
+    )
     .bind(lease.as_millis() as i64)
     .bind(provider)
     .bind(max_attempts as i32)
-    .fetch_optional(pool)
-    .await
+    .fetch_all(pool)
+    .await?;
+    let claimed: HashMap<String, i32> = rows.into_iter().collect();
+    Ok(reminders
+        .iter()
+        .map(|(id, _)| claimed.get(*id).copied())
+        .collect())
 }
 
 /// The claim's answer: the attempt this worker owns, or (refused) what the record says to do.
@@ -337,76 +385,18 @@ impl Batched for ClaimWriter {
     type Response = Option<i32>;
 
     async fn run_batch(&self, requests: &[ClaimRequest]) -> Result<Vec<Option<i32>>, sqlx::Error> {
-        // In reminder id order, so two batches claiming overlapping reminders lock them in the
-        // same order. The same reminder twice in one batch is an error ("cannot affect row a
-        // second time"), and the group commit then runs the requests one by one.
-        let rows: Vec<(String, i32)> = sqlx::query_as(
-            r#"
-            INSERT INTO reminder_dispatch AS d (reminder_id, id_customer, id_vehicle, phone,
-                customer_name, plate_number, status, attempts, lease_until, provider)
-            SELECT r, c, v, p, n, pl, 'sending', 1, now() + $7 * interval '1 millisecond', $8
-            FROM UNNEST($1::text[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[])
-                AS t(r, c, v, p, n, pl)
-            ORDER BY r
-            ON CONFLICT (reminder_id) DO UPDATE SET
-                status = 'sending',
-                attempts = d.attempts + 1,
-                lease_until = excluded.lease_until,
-                provider = excluded.provider,
-                updated_at = now()
-            WHERE d.attempts < $9
-              AND ((d.status = 'retrying'
-                    AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= now()))
-                   OR (d.status = 'sending' AND d.lease_until < now()))
-            RETURNING reminder_id, attempts
-            "#,
-        )
-        .bind(
-            requests
-                .iter()
-                .map(|r| r.reminder_id.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            requests
-                .iter()
-                .map(|r| r.due.customer_id)
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            requests
-                .iter()
-                .map(|r| r.due.vehicle_id)
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            requests
-                .iter()
-                .map(|r| r.due.phone.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            requests
-                .iter()
-                .map(|r| r.due.customer_name.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            requests
-                .iter()
-                .map(|r| r.due.plate_number.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(self.lease.as_millis() as i64)
-        .bind(&self.provider)
-        .bind(self.max_attempts as i32)
-        .fetch_all(&self.pool)
-        .await?;
-        let claimed: HashMap<String, i32> = rows.into_iter().collect();
-        Ok(requests
+        let reminders: Vec<(&str, &MaintenanceDue)> = requests
             .iter()
-            .map(|r| claimed.get(&r.reminder_id).copied())
-            .collect())
+            .map(|r| (r.reminder_id.as_str(), &r.due))
+            .collect();
+        claim_many(
+            &self.pool,
+            &reminders,
+            &self.provider,
+            self.lease,
+            self.max_attempts,
+        )
+        .await
     }
 
     async fn run_one(&self, r: &ClaimRequest) -> Result<Option<i32>, sqlx::Error> {
