@@ -14,13 +14,14 @@
 //! matter.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::db::group_commit::Batched;
+use crate::db::group_commit::{Batched, GroupCommit};
 use crate::domain::events::{MESSAGE_FAILED, MESSAGE_SENT, outcome_id};
 use crate::domain::{MaintenanceDue, MessageFailed, MessageSent, OutgoingEvent};
 
@@ -226,17 +227,42 @@ async fn try_record_sent(
     provider_message_id: &str,
     sent_at: DateTime<Utc>,
 ) -> Result<Option<DispatchRecord>, sqlx::Error> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "UPDATE reminder_dispatch SET status = 'sent', provider_message_id = $2, outcome_at = $3,
-             error_code = NULL, error = NULL, lease_until = NULL, updated_at = now()
-         WHERE reminder_id = $1 AND status IN ('sending', 'retrying')
-         RETURNING {COLUMNS}"
-    )))
-    .bind(reminder_id)
-    .bind(provider_message_id)
-    .bind(sent_at)
-    .fetch_optional(pool)
-    .await
+    let updated = record_many(pool, &[(reminder_id, provider_message_id, sent_at)]).await?;
+    Ok(updated.into_iter().next().flatten())
+}
+
+/// `RECORD_SENT` returns the dispatch columns of the joined update.
+static RECORD_SENT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE reminder_dispatch SET status = 'sent', provider_message_id = u.message_id,
+             outcome_at = u.sent_at, error_code = NULL, error = NULL, lease_until = NULL,
+             updated_at = now()
+         FROM UNNEST($1::text[], $2::text[], $3::timestamptz[]) AS u(id, message_id, sent_at)
+         WHERE reminder_dispatch.reminder_id = u.id
+           AND reminder_dispatch.status IN ('sending', 'retrying')
+         RETURNING {}",
+        COLUMNS.replace("reminder_id,", "reminder_dispatch.reminder_id,")
+    )
+});
+
+/// Records each (reminder, provider message id, sent at) in one statement; answers in input
+/// order, `None` where the row was not open. The same reminder twice gets the one update for
+/// both (two holders recording at once).
+async fn record_many(
+    pool: &PgPool,
+    sends: &[(&str, &str, DateTime<Utc>)],
+) -> Result<Vec<Option<DispatchRecord>>, sqlx::Error> {
+    let rows: Vec<DispatchRecord> = sqlx::query_as(sqlx::AssertSqlSafe(RECORD_SENT.as_str()))
+        .bind(sends.iter().map(|s| s.0).collect::<Vec<_>>())
+        .bind(sends.iter().map(|s| s.1).collect::<Vec<_>>())
+        .bind(sends.iter().map(|s| s.2).collect::<Vec<_>>())
+        .fetch_all(pool)
+        .await?;
+    let updated: HashMap<String, DispatchRecord> = rows
+        .into_iter()
+        .map(|r| (r.reminder_id.clone(), r))
+        .collect();
+    Ok(sends.iter().map(|s| updated.get(s.0).cloned()).collect())
 }
 
 /// Records a permanent failure (or the last transient one) of attempt `attempt` (`None`: of
@@ -364,20 +390,85 @@ impl DispatchRecord {
     }
 }
 
-/// A claim for the sender's group commit (`db::group_commit`).
-#[derive(Debug, Clone)]
-pub struct ClaimRequest {
-    pub reminder_id: String,
-    pub due: MaintenanceDue,
+/// The sender's claims and recorded sends, shared across the reminders in flight: each goes
+/// through a group commit (`db::group_commit`), so one statement serves many reminders.
+pub struct DispatchWrites {
+    pool: PgPool,
+    max_attempts: u32,
+    claims: GroupCommit<ClaimWriter>,
+    sends: GroupCommit<SentWriter>,
 }
 
-/// Claims many reminders in one statement. Provider, lease and attempt limit are the sender's
-/// own, the same for every request.
-pub struct ClaimWriter {
-    pub pool: PgPool,
-    pub provider: String,
-    pub lease: Duration,
-    pub max_attempts: u32,
+/// Most claims (or recorded sends) in one statement: one statement stays short.
+const GROUP_MAX_BATCH: usize = 200;
+/// Claim (or record) statements under way at once: PostgreSQL's cores stay busy while the next
+/// batch gathers.
+const GROUP_IN_FLIGHT: usize = 4;
+
+impl DispatchWrites {
+    /// Starts the group commits on the current runtime. Provider, lease and attempt limit are
+    /// the sender's own, the same for every claim.
+    pub fn start(pool: &PgPool, provider: &str, lease: Duration, max_attempts: u32) -> Self {
+        let claims = ClaimWriter {
+            pool: pool.clone(),
+            provider: provider.to_string(),
+            lease,
+            max_attempts,
+        };
+        let sends = SentWriter { pool: pool.clone() };
+        DispatchWrites {
+            pool: pool.clone(),
+            max_attempts,
+            claims: GroupCommit::start(claims, GROUP_MAX_BATCH, GROUP_IN_FLIGHT),
+            sends: GroupCommit::start(sends, GROUP_MAX_BATCH, GROUP_IN_FLIGHT),
+        }
+    }
+
+    /// `claim`, through the group commit.
+    pub async fn claim(
+        &self,
+        reminder_id: &str,
+        due: &MaintenanceDue,
+    ) -> Result<Claim, sqlx::Error> {
+        let claimed = self
+            .claims
+            .call(ClaimRequest {
+                reminder_id: reminder_id.to_string(),
+                due: due.clone(),
+            })
+            .await?;
+        settle_claim(&self.pool, reminder_id, claimed, self.max_attempts).await
+    }
+
+    /// `record_sent`, through the group commit.
+    pub async fn record_sent(
+        &self,
+        reminder_id: &str,
+        provider_message_id: &str,
+        sent_at: DateTime<Utc>,
+    ) -> Result<DispatchRecord, sqlx::Error> {
+        let updated = self
+            .sends
+            .call(SentRequest {
+                reminder_id: reminder_id.to_string(),
+                provider_message_id: provider_message_id.to_string(),
+                sent_at,
+            })
+            .await?;
+        final_record(&self.pool, reminder_id, updated).await
+    }
+}
+
+struct ClaimRequest {
+    reminder_id: String,
+    due: MaintenanceDue,
+}
+
+struct ClaimWriter {
+    pool: PgPool,
+    provider: String,
+    lease: Duration,
+    max_attempts: u32,
 }
 
 impl Batched for ClaimWriter {
@@ -400,30 +491,20 @@ impl Batched for ClaimWriter {
     }
 
     async fn run_one(&self, r: &ClaimRequest) -> Result<Option<i32>, sqlx::Error> {
-        try_claim(
-            &self.pool,
-            &r.reminder_id,
-            &r.due,
-            &self.provider,
-            self.lease,
-            self.max_attempts,
-        )
-        .await
+        self.run_batch(std::slice::from_ref(r))
+            .await
+            .map(|c| c.into_iter().next().flatten())
     }
 }
 
-/// A successful send to record through the group commit.
-#[derive(Debug, Clone)]
-pub struct SentRequest {
-    pub reminder_id: String,
-    pub provider_message_id: String,
-    pub sent_at: DateTime<Utc>,
+struct SentRequest {
+    reminder_id: String,
+    provider_message_id: String,
+    sent_at: DateTime<Utc>,
 }
 
-/// Records many successful sends in one statement; each answer is the updated record, or
-/// `None` when the row was not open (then `final_record` looks it up).
-pub struct SentWriter {
-    pub pool: PgPool,
+struct SentWriter {
+    pool: PgPool,
 }
 
 impl Batched for SentWriter {
@@ -434,50 +515,22 @@ impl Batched for SentWriter {
         &self,
         requests: &[SentRequest],
     ) -> Result<Vec<Option<DispatchRecord>>, sqlx::Error> {
-        let rows: Vec<DispatchRecord> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "UPDATE reminder_dispatch SET status = 'sent', provider_message_id = u.message_id,
-                 outcome_at = u.sent_at, error_code = NULL, error = NULL, lease_until = NULL,
-                 updated_at = now()
-             FROM UNNEST($1::text[], $2::text[], $3::timestamptz[]) AS u(id, message_id, sent_at)
-             WHERE reminder_dispatch.reminder_id = u.id
-               AND reminder_dispatch.status IN ('sending', 'retrying')
-             RETURNING {}",
-            COLUMNS.replace("reminder_id,", "reminder_dispatch.reminder_id,")
-        )))
-        .bind(
-            requests
-                .iter()
-                .map(|r| r.reminder_id.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            requests
-                .iter()
-                .map(|r| r.provider_message_id.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(requests.iter().map(|r| r.sent_at).collect::<Vec<_>>())
-        .fetch_all(&self.pool)
-        .await?;
-        // The same reminder twice in one batch (two holders recording at once) gets the one
-        // update for both.
-        let updated: HashMap<String, DispatchRecord> = rows
-            .into_iter()
-            .map(|r| (r.reminder_id.clone(), r))
-            .collect();
-        Ok(requests
+        let sends: Vec<(&str, &str, DateTime<Utc>)> = requests
             .iter()
-            .map(|r| updated.get(&r.reminder_id).cloned())
-            .collect())
+            .map(|r| {
+                (
+                    r.reminder_id.as_str(),
+                    r.provider_message_id.as_str(),
+                    r.sent_at,
+                )
+            })
+            .collect();
+        record_many(&self.pool, &sends).await
     }
 
     async fn run_one(&self, r: &SentRequest) -> Result<Option<DispatchRecord>, sqlx::Error> {
-        try_record_sent(
-            &self.pool,
-            &r.reminder_id,
-            &r.provider_message_id,
-            r.sent_at,
-        )
-        .await
+        self.run_batch(std::slice::from_ref(r))
+            .await
+            .map(|c| c.into_iter().next().flatten())
     }
 }

@@ -41,10 +41,7 @@ use crate::broker::delivery::with_raw_message;
 use crate::broker::publisher::Outgoing;
 use crate::broker::{DeliveryExt, PublishError, Publisher, Topology, dead_letter};
 use crate::context::{AppContext, DbError};
-use crate::db::dispatch::{
-    self, Claim, ClaimRequest, ClaimWriter, DispatchRecord, SentRequest, SentWriter,
-};
-use crate::db::group_commit::GroupCommit;
+use crate::db::dispatch::{self, Claim, DispatchRecord, DispatchWrites};
 use crate::domain::events::MAINTENANCE_DUE;
 use crate::domain::{CountryCode, IncomingEvent, MaintenanceDue};
 use crate::metrics::{ProviderLabels, SendLabels};
@@ -61,10 +58,6 @@ const MAX_BUSY_POLL: Duration = Duration::from_millis(500);
 /// A live handler answers within one provider call; a lease still held after this is most
 /// likely a dead process's, and waiting it out in place would hold a concurrency slot idle.
 const BUSY_PARK_AFTER: Duration = Duration::from_secs(2);
-/// Most claims (or recorded sends) in one statement.
-pub const GROUP_MAX_BATCH: usize = 200;
-/// Claim (or record) statements under way at once.
-pub const GROUP_IN_FLIGHT: usize = 4;
 /// CloudEvents `source` of the outcome events.
 pub const SOURCE: &str = "reminder/sender";
 
@@ -85,8 +78,7 @@ pub struct Sender {
     /// Retry delay queues declared in this process.
     declared_delays: Mutex<HashSet<u128>>,
     /// Claims and recorded sends of the reminders in flight, a statement for many at once.
-    claims: GroupCommit<ClaimWriter>,
-    sends: GroupCommit<SentWriter>,
+    writes: DispatchWrites,
 }
 
 /// Why handling one delivery stopped without an ack.
@@ -148,28 +140,14 @@ impl Sender {
             .map_err(|e| anyhow::anyhow!("whatsapp.message_template: {e}"))?;
         let country =
             CountryCode::parse(&w.default_country_code).context("whatsapp.default_country_code")?;
-        // A few statements at once per kind keeps PostgreSQL's cores busy while the next batch
-        // gathers; a batch is bounded so one statement stays short.
-        let claims = GroupCommit::start(
-            ClaimWriter {
-                pool: ctx.pool.clone(),
-                provider: provider.name().to_string(),
-                lease: lease(&ctx.settings),
-                max_attempts: w.max_attempts,
-            },
-            GROUP_MAX_BATCH,
-            GROUP_IN_FLIGHT,
-        );
-        let sends = GroupCommit::start(
-            SentWriter {
-                pool: ctx.pool.clone(),
-            },
-            GROUP_MAX_BATCH,
-            GROUP_IN_FLIGHT,
+        let writes = DispatchWrites::start(
+            &ctx.pool,
+            provider.name(),
+            lease(&ctx.settings),
+            w.max_attempts,
         );
         Ok(Sender {
-            claims,
-            sends,
+            writes,
             template,
             country,
             rate: RateLimiter::new(w.max_per_second),
@@ -412,19 +390,11 @@ impl Sender {
                 self.rate.acquire().await;
             } => {}
         }
-        let max_attempts = self.ctx.settings.whatsapp.max_attempts;
         let waiting_since = std::time::Instant::now();
         loop {
-            let request = ClaimRequest {
-                reminder_id: event.id.clone(),
-                due: due.clone(),
-            };
             let claim = self
                 .ctx
-                .db_retry(ROLE, shutdown, || async {
-                    let claimed = self.claims.call(request.clone()).await?;
-                    dispatch::settle_claim(pool, &event.id, claimed, max_attempts).await
-                })
+                .db_retry(ROLE, shutdown, || self.writes.claim(&event.id, due))
                 .await?;
             let wait = match claim {
                 Claim::Send { attempt } => {
@@ -543,16 +513,11 @@ impl Sender {
                 self.count_send(provider, "sent");
                 tracing::info!(to = %due.phone, provider, "reminder sent");
                 let sent_at = Utc::now();
-                let request = SentRequest {
-                    reminder_id: event.id.clone(),
-                    provider_message_id: receipt.provider_message_id.clone(),
-                    sent_at,
-                };
                 let record = self
                     .ctx
-                    .db_retry(ROLE, shutdown, || async {
-                        let updated = self.sends.call(request.clone()).await?;
-                        dispatch::final_record(pool, &event.id, updated).await
+                    .db_retry(ROLE, shutdown, || {
+                        self.writes
+                            .record_sent(&event.id, &receipt.provider_message_id, sent_at)
                     })
                     .await?;
                 Ok(Next::publish(record))

@@ -21,8 +21,7 @@ use crate::common::{self, Amqp, BenchEnv, Opts, guarded};
 use crate::mock_provider::MockCloudApi;
 use crate::report::{Row, Summary, Table, Target, Unit};
 use reminder::context::AppContext;
-use reminder::db::dispatch::{ClaimRequest, ClaimWriter, SentRequest, SentWriter};
-use reminder::db::group_commit::GroupCommit;
+use reminder::db::dispatch::DispatchWrites;
 use reminder::domain::PhoneNumber;
 use reminder::domain::events::MAINTENANCE_DUE;
 use reminder::sender::Sender;
@@ -183,10 +182,10 @@ async fn measure(env: &BenchEnv, o: &Opts, mock: &MockCloudApi) -> anyhow::Resul
 
         // The sender's database path alone: the same statements per reminder, shared the
         // same way, same pool.
-        let writers = DispatchWriters::new(&ctx.pool);
+        let writes = DispatchWrites::start(&ctx.pool, "cloud_api", Duration::from_secs(40), 5);
         let started = Instant::now();
         let results: Vec<Result<(), sqlx::Error>> = futures::stream::iter(0..n)
-            .map(|i| writers.dispatch_path(i, &country))
+            .map(|i| dispatch_path(&writes, i, &country))
             .buffer_unordered(o.sender_concurrency)
             .collect()
             .await;
@@ -260,75 +259,28 @@ async fn measure(env: &BenchEnv, o: &Opts, mock: &MockCloudApi) -> anyhow::Resul
     Ok(f)
 }
 
-/// The sender's group commits for claims and recorded sends, as `Sender::new` sets them up.
-struct DispatchWriters {
-    pool: sqlx::PgPool,
-    claims: GroupCommit<ClaimWriter>,
-    sends: GroupCommit<SentWriter>,
-}
-
-impl DispatchWriters {
-    fn new(pool: &sqlx::PgPool) -> DispatchWriters {
-        use reminder::sender::{GROUP_IN_FLIGHT, GROUP_MAX_BATCH};
-        DispatchWriters {
-            pool: pool.clone(),
-            claims: GroupCommit::start(
-                ClaimWriter {
-                    pool: pool.clone(),
-                    provider: "cloud_api".into(),
-                    lease: Duration::from_secs(40),
-                    max_attempts: 5,
-                },
-                GROUP_MAX_BATCH,
-                GROUP_IN_FLIGHT,
-            ),
-            sends: GroupCommit::start(
-                SentWriter { pool: pool.clone() },
-                GROUP_MAX_BATCH,
-                GROUP_IN_FLIGHT,
-            ),
-        }
-    }
-
-    /// What the sender asks PostgreSQL for one reminder that goes out (no rate limit, so no
-    /// look-up first): claim the attempt, record the answer, both through the group commits.
-    async fn dispatch_path(
-        &self,
-        i: u64,
-        country: &reminder::domain::CountryCode,
-    ) -> Result<(), sqlx::Error> {
-        use reminder::db::dispatch;
-        let id = Uuid::new_v4().to_string();
-        let due = reminder::domain::MaintenanceDue {
-            customer_id: Uuid::new_v4(),
-            vehicle_id: Uuid::new_v4(),
-            customer_name: format!("Customer {i}"),
-            phone: PhoneNumber::parse(&format!("0812{:08}", i % 100_000_000), country)
-                .expect("a valid number"),
-            plate_number: format!("B {} XY", i % 10_000),
-            vehicle: None,
-            due_date: Utc::now().date_naive(),
-            locale: None,
-        };
-        let claimed = self
-            .claims
-            .call(ClaimRequest {
-                reminder_id: id.clone(),
-                due,
-            })
-            .await?;
-        dispatch::settle_claim(&self.pool, &id, claimed, 5).await?;
-        let updated = self
-            .sends
-            .call(SentRequest {
-                reminder_id: id.clone(),
-                provider_message_id: "wamid.bench".into(),
-                sent_at: Utc::now(),
-            })
-            .await?;
-        dispatch::final_record(&self.pool, &id, updated).await?;
-        Ok(())
-    }
+/// What the sender asks PostgreSQL for one reminder that goes out (no rate limit, so no
+/// look-up first): claim the attempt, record the answer, both through the shared statements.
+async fn dispatch_path(
+    writes: &DispatchWrites,
+    i: u64,
+    country: &reminder::domain::CountryCode,
+) -> Result<(), sqlx::Error> {
+    let id = Uuid::new_v4().to_string();
+    let due = reminder::domain::MaintenanceDue {
+        customer_id: Uuid::new_v4(),
+        vehicle_id: Uuid::new_v4(),
+        customer_name: format!("Customer {i}"),
+        phone: PhoneNumber::parse(&format!("0812{:08}", i % 100_000_000), country)
+            .expect("a valid number"),
+        plate_number: format!("B {} XY", i % 10_000),
+        vehicle: None,
+        due_date: Utc::now().date_naive(),
+        locale: None,
+    };
+    writes.claim(&id, &due).await?;
+    writes.record_sent(&id, "wamid.bench", Utc::now()).await?;
+    Ok(())
 }
 
 /// Publishes `n` fresh `maintenance.due` events, each for its own customer and number.
