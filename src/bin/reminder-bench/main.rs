@@ -31,6 +31,10 @@ use clap::Parser;
 use ceilings::Ceilings;
 use common::Opts;
 
+// The same allocator as the `reminder` binary, so the figures are the shipped process's.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 enum Scenario {
