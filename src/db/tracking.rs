@@ -31,7 +31,7 @@ WITH logged AS (
         $1::text[], $2::text[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[],
         $8::text[], $9::text[], $10::int[], $11::timestamptz[]
     )
-    ON CONFLICT DO NOTHING
+    ON CONFLICT (event_id) DO NOTHING
     RETURNING id_customer, id_vehicle, status, at, error_code
 ),
 recipients AS (
