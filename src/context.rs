@@ -44,6 +44,7 @@ impl AppContext {
         Fut: Future<Output = Result<T, sqlx::Error>>,
     {
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+        let mut conflicts = Backoff::new(Duration::from_millis(5), Duration::from_millis(500));
         let mut reported = false;
         loop {
             match step().await {
@@ -53,7 +54,19 @@ impl AppContext {
                     }
                     return Ok(v);
                 }
-                Err(e) if crate::db::is_unavailable(&e) => {
+                Err(e) if crate::db::is_conflict(&e) => {
+                    // Concurrent batches over the same rows can deadlock; that is no outage, so
+                    // no pause is reported and the rerun comes after milliseconds, not seconds.
+                    tracing::debug!(role, error = %e, "lost a conflict with a concurrent write; running it again");
+                    self.metrics
+                        .database_conflicts
+                        .get_or_create(&RoleLabels { role })
+                        .inc();
+                    if !conflicts.sleep(shutdown).await {
+                        return Err(DbError::Shutdown);
+                    }
+                }
+                Err(e) if crate::db::is_transient(&e) => {
                     if !reported {
                         tracing::warn!(role, error = %e, "the database is unreachable; pausing until it is back");
                         self.metrics

@@ -95,6 +95,7 @@ pub struct Metrics {
     pub producer_scan_duration: Histogram,
     pub over_reminded_pairs: Gauge,
     pub database_unavailable: Family<RoleLabels, Counter>,
+    pub database_conflicts: Family<RoleLabels, Counter>,
     pub http_requests: Family<RouteStatusLabels, Counter>,
     pub http_request_duration: HistogramFamily<RouteLabels>,
 }
@@ -198,6 +199,12 @@ impl Metrics {
             "Times a consumer paused because PostgreSQL was unreachable",
             database_unavailable.clone(),
         );
+        let database_conflicts = Family::<RoleLabels, Counter>::default();
+        registry.register(
+            "reminder_database_conflicts",
+            "Statements run again after a deadlock or serialization failure with a concurrent one",
+            database_conflicts.clone(),
+        );
         let http_requests = Family::<RouteStatusLabels, Counter>::default();
         registry.register(
             "http_requests",
@@ -228,6 +235,7 @@ impl Metrics {
             producer_scan_duration,
             over_reminded_pairs,
             database_unavailable,
+            database_conflicts,
             http_requests,
             http_request_duration,
         })
@@ -316,6 +324,7 @@ impl Metrics {
         let _ = self
             .database_unavailable
             .get_or_create(&RoleLabels { role });
+        let _ = self.database_conflicts.get_or_create(&RoleLabels { role });
     }
 
     pub fn published(&self, event_type: &str) {

@@ -9,7 +9,7 @@
 //!
 //! A batch the database refuses is run again request by request, so each caller gets its own
 //! answer: one request the database refuses fails alone instead of taking its batch with it.
-//! An outage (`db::is_unavailable`) reaches every caller of the batch at once, as an error its
+//! An outage (`db::is_transient`) reaches every caller of the batch at once, as an error its
 //! retry loop waits out.
 
 use std::future::Future;
@@ -100,7 +100,7 @@ async fn worker<B: Batched>(
                 }
                 // An outage reaches every caller at once (one by one, each would wait out its
                 // own connection time-out); their retry loops wait it out and ask again.
-                Err(e) if super::is_unavailable(&e) => {
+                Err(e) if super::is_transient(&e) => {
                     for reply in replies {
                         let _ =
                             reply.send(Err(sqlx::Error::Io(std::io::Error::other(e.to_string()))));

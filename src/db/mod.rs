@@ -102,9 +102,9 @@ pub async fn migrate(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
     Ok(pool)
 }
 
-/// True when the error means "the database is not reachable right now" (retry later) rather
-/// than "this statement can never work".
-pub fn is_unavailable(error: &sqlx::Error) -> bool {
+/// True when running the statement again can work: the database is not reachable right now
+/// (`is_conflict` aside), or the statement lost a conflict with a concurrent one.
+pub fn is_transient(error: &sqlx::Error) -> bool {
     match error {
         sqlx::Error::Io(_)
         | sqlx::Error::PoolTimedOut
@@ -113,16 +113,21 @@ pub fn is_unavailable(error: &sqlx::Error) -> bool {
         | sqlx::Error::Protocol(_)
         | sqlx::Error::WorkerCrashed => true,
         sqlx::Error::Database(e) => {
-            // Class 08 connection exceptions, 57P0x shutdown/crash, 53 resources,
-            // 40001/40P01 serialization failure and deadlock: all worth retrying.
-            e.code().is_some_and(|c| {
-                c.starts_with("08")
-                    || c.starts_with("57P")
-                    || c.starts_with("53")
-                    || c == "40001"
-                    || c == "40P01"
-            })
+            // Class 08 connection exceptions, 57P0x shutdown/crash, 53 resources.
+            is_conflict(error)
+                || e.code().is_some_and(|c| {
+                    c.starts_with("08") || c.starts_with("57P") || c.starts_with("53")
+                })
         }
+        _ => false,
+    }
+}
+
+/// True for a deadlock or serialization failure (40P01, 40001): the database is fine, this
+/// transaction lost a race with a concurrent one and the rerun normally succeeds at once.
+pub fn is_conflict(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(e) => e.code().is_some_and(|c| c == "40001" || c == "40P01"),
         _ => false,
     }
 }

@@ -16,6 +16,7 @@ use reminder::domain::{IncomingEvent, MessageOutcome};
 use reminder::startup::Role;
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::helpers::*;
@@ -570,5 +571,45 @@ async fn reset_frequency_and_delete_do_what_they_print_and_keep_the_history() {
     let (ok, out, err) = reminder_cli(&env, &["report", "reset-frequency"]);
     assert!(ok, "{err}");
     assert!(out.contains("on 0 report(s) of all reports"), "{out}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_deadlock_is_run_again_and_not_reported_as_the_database_being_down() {
+    let env = TestEnv::new();
+    let app = env.spawn(&[Role::Tracker]).await;
+    let calls = std::sync::atomic::AtomicUsize::new(0);
+    let pool = app.pool().clone();
+
+    let result = app
+        .ctx
+        .db_retry("tracker", &CancellationToken::new(), || {
+            let first = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
+            let pool = pool.clone();
+            async move {
+                if first {
+                    // What PostgreSQL answers the loser of a deadlock between two batches.
+                    sqlx::query(
+                        "DO $$ BEGIN RAISE EXCEPTION 'deadlock detected' USING ERRCODE = '40P01'; END $$",
+                    )
+                    .execute(&pool)
+                    .await?;
+                }
+                Ok(7)
+            }
+        })
+        .await;
+
+    assert_eq!(result.expect("the rerun succeeds"), 7);
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+    let metrics = app.ctx.metrics.render();
+    assert!(
+        metrics.contains("reminder_database_conflicts_total{role=\"tracker\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("reminder_database_unavailable_total{role=\"tracker\"} 0"),
+        "{metrics}"
+    );
     app.stop().await;
 }
