@@ -8,9 +8,9 @@
 //! load and stay single requests when idle (nothing waits for a batch to fill).
 //!
 //! A batch the database refuses is run again request by request, so each caller gets its own
-//! answer: one request the database refuses fails alone instead of taking its batch with it.
-//! An outage (`db::is_transient`) reaches every caller of the batch at once, as an error its
-//! retry loop waits out.
+//! answer: one request the database refuses fails alone instead of taking its batch with it; a
+//! batch that lost a deadlock is run again the same way. An outage (`db::is_transient`, not a
+//! conflict) reaches every caller of the batch at once, as an error its retry loop waits out.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -99,8 +99,9 @@ async fn worker<B: Batched>(
                     }
                 }
                 // An outage reaches every caller at once (one by one, each would wait out its
-                // own connection time-out); their retry loops wait it out and ask again.
-                Err(e) if super::is_transient(&e) => {
+                // own connection time-out); their retry loops wait it out and ask again. A
+                // deadlock is no outage: the requests are simply run again, one by one below.
+                Err(e) if super::is_transient(&e) && !super::is_conflict(&e) => {
                     for reply in replies {
                         let _ =
                             reply.send(Err(sqlx::Error::Io(std::io::Error::other(e.to_string()))));

@@ -102,8 +102,8 @@ pub async fn migrate(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
     Ok(pool)
 }
 
-/// True when running the statement again can work: the database is not reachable right now
-/// (`is_conflict` aside), or the statement lost a conflict with a concurrent one.
+/// True when running the statement again can work: the database is unreachable right now, or
+/// the statement lost a conflict with a concurrent one (`is_conflict`).
 pub fn is_transient(error: &sqlx::Error) -> bool {
     match error {
         sqlx::Error::Io(_)
