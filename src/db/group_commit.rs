@@ -173,4 +173,69 @@ mod tests {
         assert!(batches.len() < 200, "every request ran alone: {batches:?}");
         assert!(batches.iter().all(|&n| n <= 50), "{batches:?}");
     }
+
+    /// What PostgreSQL answers the loser of a deadlock.
+    #[derive(Debug)]
+    struct Deadlock;
+
+    impl std::fmt::Display for Deadlock {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("deadlock detected")
+        }
+    }
+
+    impl std::error::Error for Deadlock {}
+
+    impl sqlx::error::DatabaseError for Deadlock {
+        fn message(&self) -> &str {
+            "deadlock detected"
+        }
+        fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+            Some("40P01".into())
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> sqlx::error::ErrorKind {
+            sqlx::error::ErrorKind::Other
+        }
+    }
+
+    /// Doubles numbers, but every batch of more than one loses a deadlock.
+    struct Deadlocked;
+
+    impl Batched for Deadlocked {
+        type Request = u32;
+        type Response = u32;
+
+        async fn run_batch(&self, requests: &[u32]) -> Result<Vec<u32>, sqlx::Error> {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            if requests.len() > 1 {
+                return Err(sqlx::Error::Database(Box::new(Deadlock)));
+            }
+            Ok(requests.iter().map(|r| r * 2).collect())
+        }
+
+        async fn run_one(&self, request: &u32) -> Result<u32, sqlx::Error> {
+            Ok(request * 2)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_that_loses_a_deadlock_is_run_again_and_no_caller_sees_an_outage() {
+        let group = Arc::new(GroupCommit::start(Deadlocked, 50, 1));
+        let calls = (0..100u32).map(|i| {
+            let group = group.clone();
+            async move { (i, group.call(i).await) }
+        });
+        for (i, result) in futures::future::join_all(calls).await {
+            assert_eq!(result.expect("no caller sees the deadlock"), i * 2);
+        }
+    }
 }
