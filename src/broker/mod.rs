@@ -6,12 +6,16 @@
 //! role's session ends, unacked deliveries go back to their queues, and each role opens fresh
 //! channels, re-declares its topology and resumes consuming. Redelivery is safe because every
 //! stage is idempotent, and it is the simplest thing to reason about at each crash point.
+//! Sessions do not rely on lapin reporting the loss on each consumer and pending operation: the
+//! supervisor cancels the lost connection's token (`Broker::session_channel`), and every broker
+//! operation a session awaits is bounded (`answered`).
 
 pub mod delivery;
 pub mod pipeline;
 pub mod publisher;
 pub mod topology;
 
+use std::future::Future;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,8 +34,40 @@ pub use topology::Topology;
 /// A process's connection to the broker, kept alive by a supervisor task.
 #[derive(Clone)]
 pub struct Broker {
-    state: watch::Receiver<Option<Arc<Connection>>>,
+    state: watch::Receiver<Option<Live>>,
     settings: Arc<AmqpSettings>,
+}
+
+/// The connection the supervisor holds, and the token it cancels when it sees it fail.
+#[derive(Clone)]
+struct Live {
+    conn: Arc<Connection>,
+    lost: CancellationToken,
+}
+
+/// How long one broker operation (open a channel, declare, consume, ack, publish and confirm)
+/// may wait for RabbitMQ before the session counts as broken. An operation whose frame was
+/// queued just as the connection died can stay pending for good, and a quorum queue the broker
+/// is still recovering can leave a declare unanswered; bounded, either ends the session and the
+/// session loop reconnects instead of waiting on a connection that is gone.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `operation`, or a time-out error naming `what` once `ANSWER_TIMEOUT` has passed.
+pub async fn answered<T>(
+    what: &str,
+    operation: impl Future<Output = Result<T, lapin::Error>>,
+) -> Result<T, lapin::Error> {
+    match tokio::time::timeout(ANSWER_TIMEOUT, operation).await {
+        Ok(result) => result,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!(
+                "RabbitMQ did not answer {what} within {} s",
+                ANSWER_TIMEOUT.as_secs()
+            ),
+        )
+        .into()),
+    }
 }
 
 impl Broker {
@@ -59,17 +95,21 @@ impl Broker {
         self.state
             .borrow()
             .as_ref()
-            .is_some_and(|c| c.status().connected())
+            .is_some_and(|l| l.conn.status().connected())
     }
 
     /// Waits for a live connection; `None` once `shutdown` is cancelled.
     pub async fn connection(&self, shutdown: &CancellationToken) -> Option<Arc<Connection>> {
+        Some(self.live(shutdown).await?.conn)
+    }
+
+    async fn live(&self, shutdown: &CancellationToken) -> Option<Live> {
         let mut rx = self.state.clone();
         loop {
-            if let Some(conn) = rx.borrow_and_update().as_ref()
-                && conn.status().connected()
+            if let Some(live) = rx.borrow_and_update().as_ref()
+                && live.conn.status().connected()
             {
-                return Some(conn.clone());
+                return Some(live.clone());
             }
             tokio::select! {
                 _ = shutdown.cancelled() => return None,
@@ -82,14 +122,24 @@ impl Broker {
 
     /// Opens a channel on the live connection, waiting for one if needed.
     pub async fn channel(&self, shutdown: &CancellationToken) -> Option<lapin::Channel> {
+        Some(self.session_channel(shutdown).await?.0)
+    }
+
+    /// A channel for a consuming session, and a token cancelled once the supervisor sees the
+    /// connection under it fail: the session ends then, whether or not lapin ever reports the
+    /// loss on the session's own consumer or pending operations.
+    pub async fn session_channel(
+        &self,
+        shutdown: &CancellationToken,
+    ) -> Option<(lapin::Channel, CancellationToken)> {
         let mut backoff = Backoff::new(
             Duration::from_millis(self.settings.reconnect_initial_ms),
             Duration::from_millis(self.settings.reconnect_max_ms),
         );
         loop {
-            let conn = self.connection(shutdown).await?;
-            match conn.create_channel().await {
-                Ok(channel) => return Some(channel),
+            let live = self.live(shutdown).await?;
+            match answered("opening a channel", live.conn.create_channel()).await {
+                Ok(channel) => return Some((channel, live.lost)),
                 Err(e) => {
                     tracing::warn!(error = %e, "could not open a channel; retrying");
                     if !backoff.sleep(shutdown).await {
@@ -104,7 +154,7 @@ impl Broker {
 async fn supervise(
     settings: Arc<AmqpSettings>,
     name: String,
-    tx: watch::Sender<Option<Arc<Connection>>>,
+    tx: watch::Sender<Option<Live>>,
     shutdown: CancellationToken,
 ) {
     let nodes = settings.node_urls();
@@ -144,7 +194,11 @@ async fn supervise(
         tracing::info!(broker = %host, "connected to RabbitMQ");
         let mut events = conn.events_listener();
         let conn = Arc::new(conn);
-        tx.send_replace(Some(conn.clone()));
+        let lost = CancellationToken::new();
+        tx.send_replace(Some(Live {
+            conn: conn.clone(),
+            lost: lost.clone(),
+        }));
         let mut poll = tokio::time::interval(Duration::from_millis(500));
         loop {
             tokio::select! {
@@ -176,7 +230,13 @@ async fn supervise(
             .await;
             break;
         }
-        let _ = conn.close(320, "reconnecting".into()).await;
+        // Not on shutdown (above): sessions end through `shutdown` then and finish their work.
+        lost.cancel();
+        let _ = answered(
+            "closing the connection",
+            conn.close(320, "reconnecting".into()),
+        )
+        .await;
         node += 1;
         if !backoff.sleep(&shutdown).await {
             break;

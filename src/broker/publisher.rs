@@ -73,9 +73,11 @@ impl Publisher {
             .channel(shutdown)
             .await
             .ok_or(PublishError::Shutdown)?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await?;
+        super::answered(
+            "turning on confirms",
+            channel.confirm_select(ConfirmSelectOptions::default()),
+        )
+        .await?;
         Ok(Publisher {
             channel,
             exchange: broker.settings().exchange.clone(),
@@ -112,9 +114,9 @@ impl Publisher {
         &self,
         message: Outgoing,
     ) -> Result<impl Future<Output = Result<(), PublishError>> + Send + 'static, PublishError> {
-        let confirm = self
-            .channel
-            .basic_publish(
+        let confirm = super::answered(
+            "a publish",
+            self.channel.basic_publish(
                 message.exchange.as_str().into(),
                 message.routing_key.as_str().into(),
                 BasicPublishOptions {
@@ -123,10 +125,11 @@ impl Publisher {
                 },
                 &message.body,
                 message.properties,
-            )
-            .await?;
+            ),
+        )
+        .await?;
         Ok(async move {
-            match confirm.await? {
+            match super::answered("a publish with its confirm", confirm).await? {
                 Confirmation::Ack(None) => Ok(()),
                 Confirmation::Ack(Some(returned)) | Confirmation::Nack(Some(returned)) => {
                     Err(PublishError::Unroutable(format!(
@@ -141,7 +144,7 @@ impl Publisher {
     }
 
     pub async fn close(&self) {
-        let _ = self.channel.close(200, "bye".into()).await;
+        let _ = super::answered("closing the channel", self.channel.close(200, "bye".into())).await;
     }
 }
 

@@ -39,7 +39,7 @@ use tracing::Instrument;
 
 use crate::broker::delivery::with_raw_message;
 use crate::broker::publisher::Outgoing;
-use crate::broker::{DeliveryExt, PublishError, Publisher, Topology, dead_letter};
+use crate::broker::{DeliveryExt, PublishError, Publisher, Topology, answered, dead_letter};
 use crate::context::{AppContext, DbError};
 use crate::db::dispatch::{self, Claim, DispatchRecord, DispatchWrites};
 use crate::domain::events::MAINTENANCE_DUE;
@@ -172,32 +172,35 @@ impl Sender {
     }
 
     async fn session(self: Arc<Self>, shutdown: &CancellationToken) -> anyhow::Result<()> {
-        let Some(channel) = self.ctx.broker.channel(shutdown).await else {
+        let Some((channel, lost)) = self.ctx.broker.session_channel(shutdown).await else {
             return Ok(());
         };
-        self.topology
-            .declare(&channel)
+        answered("declaring the topology", self.topology.declare(&channel))
             .await
             .context("declaring the topology")?;
         self.declared_delays.lock().expect("lock").clear();
         let concurrency = self.ctx.settings.sender.concurrency;
-        channel
-            .basic_qos(concurrency as u16, BasicQosOptions::default())
-            .await?;
+        answered(
+            "setting the prefetch",
+            channel.basic_qos(concurrency as u16, BasicQosOptions::default()),
+        )
+        .await?;
         let publisher = match Publisher::open(&self.ctx.broker, shutdown).await {
             Ok(p) => p,
             Err(PublishError::Shutdown) => return Ok(()),
             Err(e) => return Err(e.into()),
         };
-        let mut consumer = channel
-            .basic_consume(
+        let mut consumer = answered(
+            "consuming the sender queue",
+            channel.basic_consume(
                 self.topology.sender_queue.as_str().into(),
                 "".into(),
                 BasicConsumeOptions::default(),
                 FieldTable::default(),
-            )
-            .await
-            .context("consuming the sender queue")?;
+            ),
+        )
+        .await
+        .context("consuming the sender queue")?;
         let semaphore = Arc::new(Semaphore::new(concurrency));
         // Cancelled by a handler that lost the broker: the session is over.
         let broken = CancellationToken::new();
@@ -205,11 +208,13 @@ impl Sender {
         let result: anyhow::Result<()> = loop {
             let permit = tokio::select! {
                 _ = shutdown.cancelled() => break Ok(()),
+                _ = lost.cancelled() => break Err(anyhow::anyhow!("the broker connection was lost")),
                 _ = broken.cancelled() => break Err(anyhow::anyhow!("a handler lost the broker connection")),
                 p = semaphore.clone().acquire_owned() => p.expect("semaphore is never closed"),
             };
             let delivery = tokio::select! {
                 _ = shutdown.cancelled() => break Ok(()),
+                _ = lost.cancelled() => break Err(anyhow::anyhow!("the broker connection was lost")),
                 _ = broken.cancelled() => break Err(anyhow::anyhow!("a handler lost the broker connection")),
                 next = consumer.next() => match next {
                     Some(Ok(d)) => d,
@@ -237,9 +242,11 @@ impl Sender {
             );
         };
         // Stop taking work, let in-flight sends finish (and ack), then close.
-        let _ = channel
-            .basic_cancel(consumer.tag(), BasicCancelOptions::default())
-            .await;
+        let _ = answered(
+            "cancelling the consumer",
+            channel.basic_cancel(consumer.tag(), BasicCancelOptions::default()),
+        )
+        .await;
         let grace = self.ctx.settings.runtime.shutdown_timeout();
         if tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} })
             .await
@@ -251,7 +258,11 @@ impl Sender {
             );
             tasks.abort_all();
         }
-        let _ = channel.close(200, "sender stopping".into()).await;
+        let _ = answered(
+            "closing the channel",
+            channel.close(200, "sender stopping".into()),
+        )
+        .await;
         publisher.close().await;
         result
     }
@@ -277,13 +288,14 @@ impl Sender {
                 // it; the queue's delivery limit dead-letters it if it keeps failing.
                 tracing::error!(error = %e, "database error handling a reminder; requeueing");
                 self.ctx.metrics.consumed(ROLE, MAINTENANCE_DUE, "error");
-                if let Err(e) = delivery
-                    .acker
-                    .nack(BasicNackOptions {
+                if let Err(e) = answered(
+                    "requeueing a reminder",
+                    delivery.acker.nack(BasicNackOptions {
                         requeue: true,
                         ..Default::default()
-                    })
-                    .await
+                    }),
+                )
+                .await
                 {
                     tracing::warn!(error = %e, "could not requeue");
                     broken.cancel();
@@ -320,7 +332,11 @@ impl Sender {
                     &e.to_string(),
                 )
                 .await?;
-                delivery.acker.ack(BasicAckOptions::default()).await?;
+                answered(
+                    "acking a reminder",
+                    delivery.acker.ack(BasicAckOptions::default()),
+                )
+                .await?;
                 self.ctx.metrics.dead_lettered(ROLE, e.code());
                 self.ctx
                     .metrics
@@ -336,7 +352,11 @@ impl Sender {
                     .expect("decide only returns final records");
                 publisher.publish_event(ty, &id, body).await?;
                 self.ctx.metrics.published(ty);
-                delivery.acker.ack(BasicAckOptions::default()).await?;
+                answered(
+                    "acking a reminder",
+                    delivery.acker.ack(BasicAckOptions::default()),
+                )
+                .await?;
                 let outcome = if duplicate {
                     "duplicate"
                 } else {
@@ -346,7 +366,11 @@ impl Sender {
             }
             Next::Retry { delay, outcome } => {
                 self.park(publisher, delivery, delay).await?;
-                delivery.acker.ack(BasicAckOptions::default()).await?;
+                answered(
+                    "acking a reminder",
+                    delivery.acker.ack(BasicAckOptions::default()),
+                )
+                .await?;
                 self.ctx.metrics.consumed(ROLE, MAINTENANCE_DUE, outcome);
             }
         }
@@ -657,10 +681,13 @@ impl Sender {
             .expect("lock")
             .contains(&level.as_millis());
         if needs_declare {
-            self.topology
-                .declare_retry_queue(publisher.channel(), level)
-                .await
-                .map_err(PublishError::Broker)?;
+            answered(
+                "declaring a retry queue",
+                self.topology
+                    .declare_retry_queue(publisher.channel(), level),
+            )
+            .await
+            .map_err(PublishError::Broker)?;
             self.declared_delays
                 .lock()
                 .expect("lock")

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::broker::delivery::with_raw_message;
-use crate::broker::{DeliveryExt, PublishError, Publisher, Topology, dead_letter};
+use crate::broker::{DeliveryExt, PublishError, Publisher, Topology, answered, dead_letter};
 use crate::context::{AppContext, DbError};
 use crate::db::tracking::{Applied, apply_batch};
 use crate::domain::{IncomingEvent, MessageOutcome};
@@ -64,34 +64,37 @@ impl Tracker {
     }
 
     async fn session(self: Arc<Self>, shutdown: &CancellationToken) -> anyhow::Result<()> {
-        let Some(channel) = self.ctx.broker.channel(shutdown).await else {
+        let Some((channel, lost)) = self.ctx.broker.session_channel(shutdown).await else {
             return Ok(());
         };
-        self.topology
-            .declare(&channel)
+        answered("declaring the topology", self.topology.declare(&channel))
             .await
             .context("declaring the topology")?;
         let batch_size = self.ctx.settings.tracker.batch_size;
         let in_flight = self.ctx.settings.tracker.batches_in_flight;
         // Every batch in flight plus the one being gathered.
         let prefetch = (batch_size * (in_flight + 1)).min(u16::MAX as usize) as u16;
-        channel
-            .basic_qos(prefetch, BasicQosOptions::default())
-            .await?;
+        answered(
+            "setting the prefetch",
+            channel.basic_qos(prefetch, BasicQosOptions::default()),
+        )
+        .await?;
         let publisher = match Publisher::open(&self.ctx.broker, shutdown).await {
             Ok(p) => p,
             Err(PublishError::Shutdown) => return Ok(()),
             Err(e) => return Err(e.into()),
         };
-        let mut consumer = channel
-            .basic_consume(
+        let mut consumer = answered(
+            "consuming the tracker queue",
+            channel.basic_consume(
                 self.topology.tracker_queue.as_str().into(),
                 "".into(),
                 BasicConsumeOptions::default(),
                 FieldTable::default(),
-            )
-            .await
-            .context("consuming the tracker queue")?;
+            ),
+        )
+        .await
+        .context("consuming the tracker queue")?;
         let linger = Duration::from_millis(self.ctx.settings.tracker.batch_linger_ms);
         let slots = Arc::new(Semaphore::new(in_flight));
         // Cancelled by a batch that lost the broker: the session is over.
@@ -102,12 +105,14 @@ impl Tracker {
         let result: anyhow::Result<()> = 'session: loop {
             let permit = tokio::select! {
                 _ = shutdown.cancelled() => break Ok(()),
+                _ = lost.cancelled() => break Err(anyhow::anyhow!("the broker connection was lost")),
                 _ = broken.cancelled() => break Err(anyhow::anyhow!("a batch lost the broker connection")),
                 p = slots.clone().acquire_owned() => p.expect("the semaphore is never closed"),
             };
             let mut batch = Vec::with_capacity(batch_size);
             tokio::select! {
                 _ = shutdown.cancelled() => break Ok(()),
+                _ = lost.cancelled() => break Err(anyhow::anyhow!("the broker connection was lost")),
                 _ = broken.cancelled() => break Err(anyhow::anyhow!("a batch lost the broker connection")),
                 next = consumer.next() => match next {
                     Some(Ok(d)) => batch.push(d),
@@ -157,12 +162,29 @@ impl Tracker {
                 }
             });
         };
-        // Batches in progress finish, so their acks go out before the channel closes.
-        let _ = channel
-            .basic_cancel(consumer.tag(), BasicCancelOptions::default())
-            .await;
-        while tasks.join_next().await.is_some() {}
-        let _ = channel.close(200, "tracker stopping".into()).await;
+        // Batches in progress finish, so their acks go out before the channel closes; on a
+        // connection that is gone they may never, and come back as redeliveries instead.
+        let _ = answered(
+            "cancelling the consumer",
+            channel.basic_cancel(consumer.tag(), BasicCancelOptions::default()),
+        )
+        .await;
+        let grace = self.ctx.settings.runtime.shutdown_timeout();
+        if tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} })
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                in_flight = tasks.len(),
+                "batches still in flight after the shutdown timeout; they will be redelivered"
+            );
+            tasks.abort_all();
+        }
+        let _ = answered(
+            "closing the channel",
+            channel.close(200, "tracker stopping".into()),
+        )
+        .await;
         publisher.close().await;
         result
     }
@@ -233,7 +255,11 @@ impl Tracker {
             // it too. This one comes back with it and counts zero more.
             return Err(BatchError::Shutdown);
         }
-        last.acker.ack(BasicAckOptions { multiple: true }).await?;
+        answered(
+            "acking a batch",
+            last.acker.ack(BasicAckOptions { multiple: true }),
+        )
+        .await?;
         let m = &self.ctx.metrics;
         m.tracker_batch_size.observe(batch.len() as f64);
         m.tracker_batch_duration
