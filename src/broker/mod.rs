@@ -275,6 +275,44 @@ where
     }
 }
 
+/// How a consuming session ends: stop taking deliveries, give the work in flight until `grace`
+/// to finish (and ack), then close the channel and the publisher. On a connection that is gone
+/// the work may never finish; what is abandoned was not acked and comes back as redeliveries.
+pub async fn end_session(
+    channel: &lapin::Channel,
+    consumer: &lapin::Consumer,
+    tasks: &mut tokio::task::JoinSet<()>,
+    publisher: &Publisher,
+    grace: Duration,
+    role: &'static str,
+) {
+    let _ = answered(
+        "cancelling the consumer",
+        channel.basic_cancel(
+            consumer.tag(),
+            lapin::options::BasicCancelOptions::default(),
+        ),
+    )
+    .await;
+    if tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} })
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            role,
+            in_flight = tasks.len(),
+            "work still in flight after the shutdown timeout; it will be redelivered"
+        );
+        tasks.abort_all();
+    }
+    let _ = answered(
+        "closing the channel",
+        channel.close(200, format!("{role} stopping").as_str().into()),
+    )
+    .await;
+    publisher.close().await;
+}
+
 /// `host:port` of a node URL, without credentials, for logs.
 pub fn node_host(url: &str) -> String {
     lapin::uri::AMQPUri::from_str(url)

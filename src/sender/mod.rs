@@ -28,9 +28,7 @@ use anyhow::Context as _;
 use chrono::Utc;
 use futures::StreamExt;
 use lapin::message::Delivery;
-use lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
-};
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -241,29 +239,8 @@ impl Sender {
                 .instrument(span),
             );
         };
-        // Stop taking work, let in-flight sends finish (and ack), then close.
-        let _ = answered(
-            "cancelling the consumer",
-            channel.basic_cancel(consumer.tag(), BasicCancelOptions::default()),
-        )
-        .await;
         let grace = self.ctx.settings.runtime.shutdown_timeout();
-        if tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} })
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                in_flight = tasks.len(),
-                "sends still in flight after the shutdown timeout; they will be redelivered"
-            );
-            tasks.abort_all();
-        }
-        let _ = answered(
-            "closing the channel",
-            channel.close(200, "sender stopping".into()),
-        )
-        .await;
-        publisher.close().await;
+        crate::broker::end_session(&channel, &consumer, &mut tasks, &publisher, grace, ROLE).await;
         result
     }
 

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use futures::StreamExt;
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use tokio::sync::{Semaphore, oneshot};
 use tokio::task::JoinSet;
@@ -162,30 +162,8 @@ impl Tracker {
                 }
             });
         };
-        // Batches in progress finish, so their acks go out before the channel closes; on a
-        // connection that is gone they may never, and come back as redeliveries instead.
-        let _ = answered(
-            "cancelling the consumer",
-            channel.basic_cancel(consumer.tag(), BasicCancelOptions::default()),
-        )
-        .await;
         let grace = self.ctx.settings.runtime.shutdown_timeout();
-        if tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} })
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                in_flight = tasks.len(),
-                "batches still in flight after the shutdown timeout; they will be redelivered"
-            );
-            tasks.abort_all();
-        }
-        let _ = answered(
-            "closing the channel",
-            channel.close(200, "tracker stopping".into()),
-        )
-        .await;
-        publisher.close().await;
+        crate::broker::end_session(&channel, &consumer, &mut tasks, &publisher, grace, ROLE).await;
         result
     }
 
