@@ -2,7 +2,6 @@
 //! writes the demo and tests use to fill it.
 
 use chrono::NaiveDate;
-use futures::stream::BoxStream;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -19,21 +18,36 @@ pub struct DueVehicle {
     pub phone: String,
 }
 
-/// Streams the vehicles due between `from` and `to` (inclusive) without loading them all.
-pub fn due_vehicles<'c>(
-    conn: &'c mut PgConnection,
+/// One page of the vehicles due between `from` and `to` (inclusive), in (due date, vehicle id)
+/// order, starting after `after`. The producer reads the fleet page by page rather than in one
+/// statement held open while it publishes: each statement is short, no snapshot stays open for
+/// the whole scan, and a slow broker does not show up as a slow query.
+pub async fn due_vehicles_page(
+    conn: &mut PgConnection,
     from: NaiveDate,
     to: NaiveDate,
-) -> BoxStream<'c, Result<DueVehicle, sqlx::Error>> {
+    after: Option<(NaiveDate, Uuid)>,
+    limit: i64,
+) -> Result<Vec<DueVehicle>, sqlx::Error> {
+    // The first page starts before the window, so every page is the same index range query
+    // (an `OR` for "no start" would keep the planner from using the row comparison).
+    let (after_date, after_id) = after.unwrap_or((from - chrono::Days::new(1), Uuid::nil()));
     sqlx::query_as(
         "SELECT v.id AS vehicle_id, v.id_customer AS customer_id, v.plate_number, v.brand,
                 v.model, v.next_maintenance_date, c.name AS customer_name, c.phone
          FROM vehicles v JOIN customers c ON c.id = v.id_customer
-         WHERE v.next_maintenance_date BETWEEN $1 AND $2",
+         WHERE v.next_maintenance_date BETWEEN $1 AND $2
+           AND (v.next_maintenance_date, v.id) > ($3, $4)
+         ORDER BY v.next_maintenance_date, v.id
+         LIMIT $5",
     )
     .bind(from)
     .bind(to)
-    .fetch(conn)
+    .bind(after_date)
+    .bind(after_id)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
 }
 
 #[derive(Debug, Clone)]

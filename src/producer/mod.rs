@@ -16,7 +16,6 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use chrono::{DateTime, Days, NaiveDate, Utc};
-use futures::StreamExt;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
@@ -33,6 +32,10 @@ use crate::metrics::{OutcomeLabels, ReasonLabels};
 const ROLE: &str = "producer";
 /// Advisory lock key: one scanning producer per database.
 const SCAN_LOCK: i64 = 0x7265_6d69_6e64_6572; // "reminder"
+/// Vehicles read per statement of a scan (each page is one index range in due-date order).
+/// Publishing waits while a page is read, so pages are large: 5,000 cost a fifth of the scan
+/// rate on a 1,000,000-vehicle fleet, 20,000 nothing measurable, for ~5 MiB of rows in memory.
+const SCAN_PAGE: i64 = 20_000;
 
 /// What started a scan, recorded with the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -232,23 +235,41 @@ impl Producer {
         let mut publisher =
             PipelinedPublisher::new(broker, shutdown, broker.settings().publish_window);
         let now = Utc::now();
-        let mut rows = master_data::due_vehicles(conn, summary.window_from, summary.window_to);
-        while let Some(row) = rows.next().await {
-            let vehicle = row.context("reading due vehicles")?;
-            summary.vehicles_scanned += 1;
-            let Some(due) = self.to_event(&vehicle, summary) else {
-                continue;
+        let mut after = None;
+        loop {
+            let page = master_data::due_vehicles_page(
+                conn,
+                summary.window_from,
+                summary.window_to,
+                after,
+                SCAN_PAGE,
+            )
+            .await
+            .context("reading due vehicles")?;
+            let Some(last) = page.last() else {
+                break;
             };
-            let id =
-                maintenance_due_id(vehicle.vehicle_id, vehicle.next_maintenance_date, run_date);
-            let body = OutgoingEvent::new(id.clone(), source.as_str(), MAINTENANCE_DUE, now, due)
-                .to_bytes();
-            publisher
-                .send(Outgoing::event(&exchange, MAINTENANCE_DUE, &id, body))
-                .await
-                .map_err(shutdown_error)?;
+            after = Some((last.next_maintenance_date, last.vehicle_id));
+            let full = page.len() as i64 == SCAN_PAGE;
+            for vehicle in page {
+                summary.vehicles_scanned += 1;
+                let Some(due) = self.to_event(&vehicle, summary) else {
+                    continue;
+                };
+                let id =
+                    maintenance_due_id(vehicle.vehicle_id, vehicle.next_maintenance_date, run_date);
+                let body =
+                    OutgoingEvent::new(id.clone(), source.as_str(), MAINTENANCE_DUE, now, due)
+                        .to_bytes();
+                publisher
+                    .send(Outgoing::event(&exchange, MAINTENANCE_DUE, &id, body))
+                    .await
+                    .map_err(shutdown_error)?;
+            }
+            if !full {
+                break;
+            }
         }
-        drop(rows);
         let confirmed = publisher.flush().await.map_err(shutdown_error)?;
         summary.events_published = confirmed;
         self.ctx
