@@ -92,6 +92,11 @@ async fn claim_many(
     lease: Duration,
     max_attempts: u32,
 ) -> Result<Vec<Option<i32>>, sqlx::Error> {
+    // One array per column, in the order of `reminders`.
+    let ids =
+        |f: fn(&MaintenanceDue) -> Uuid| reminders.iter().map(|(_, d)| f(d)).collect::<Vec<_>>();
+    let text =
+        |f: fn(&MaintenanceDue) -> &str| reminders.iter().map(|(_, d)| f(d)).collect::<Vec<_>>();
     let rows: Vec<(String, i32)> = sqlx::query_as(
         r#"
         INSERT INTO reminder_dispatch AS d (reminder_id, id_customer, id_vehicle, phone,
@@ -114,36 +119,11 @@ async fn claim_many(
         "#,
     )
     .bind(reminders.iter().map(|(id, _)| *id).collect::<Vec<_>>())
-    .bind(
-        reminders
-            .iter()
-            .map(|(_, d)| d.customer_id)
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        reminders
-            .iter()
-            .map(|(_, d)| d.vehicle_id)
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        reminders
-            .iter()
-            .map(|(_, d)| d.phone.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        reminders
-            .iter()
-            .map(|(_, d)| d.customer_name.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        reminders
-            .iter()
-            .map(|(_, d)| d.plate_number.as_str())
-            .collect::<Vec<_>>(),
-    )
+    .bind(ids(|d| d.customer_id))
+    .bind(ids(|d| d.vehicle_id))
+    .bind(text(|d| d.phone.as_str()))
+    .bind(text(|d| d.customer_name.as_str()))
+    .bind(text(|d| d.plate_number.as_str()))
     .bind(lease.as_millis() as i64)
     .bind(provider)
     .bind(max_attempts as i32)
