@@ -67,20 +67,6 @@ const COLUMNS: &str = "reminder_id, id_customer, id_vehicle, phone, customer_nam
      greatest(0, ceil(extract(epoch FROM lease_until - now()) * 1000))::bigint AS lease_left_ms, \
      greatest(0, ceil(extract(epoch FROM next_attempt_at - now()) * 1000))::bigint AS retry_in_ms";
 
-/// Claims the reminder for the next attempt if it may be attempted now; the attempt number, or
-/// `None` when another worker holds it, it is final, or it is backing off.
-async fn try_claim(
-    pool: &PgPool,
-    reminder_id: &str,
-    due: &MaintenanceDue,
-    provider: &str,
-    lease: Duration,
-    max_attempts: u32,
-) -> Result<Option<i32>, sqlx::Error> {
-    let claimed = claim_many(pool, &[(reminder_id, due)], provider, lease, max_attempts).await?;
-    Ok(claimed.into_iter().next().flatten())
-}
-
 /// Claims each reminder that may be attempted now, in one statement; answers in input order.
 /// Rows are taken in reminder id order, so two statements claiming overlapping reminders lock
 /// them in the same order. The same reminder twice in one call is an error ("cannot affect
@@ -145,7 +131,12 @@ pub async fn claim(
     lease: Duration,
     max_attempts: u32,
 ) -> Result<Claim, sqlx::Error> {
-    let claimed = try_claim(pool, reminder_id, due, provider, lease, max_attempts).await?;
+    // The single claim is the batch claim with one reminder (one copy of the statement).
+    let claimed = claim_many(pool, &[(reminder_id, due)], provider, lease, max_attempts)
+        .await?
+        .into_iter()
+        .next()
+        .flatten();
     settle_claim(pool, reminder_id, claimed, max_attempts).await
 }
 
