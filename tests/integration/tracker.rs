@@ -275,8 +275,12 @@ async fn a_poison_event_in_a_batch_of_100_is_dead_lettered_alone_and_the_99_othe
         }
     }
 
-    // Started after the 100 are queued, so they arrive as one batch.
-    let app = env.spawn(&[Role::Tracker]).await;
+    // Started after the 100 are queued, so they arrive as one batch. The tests' 10 ms linger
+    // can close a batch before all 100 are delivered when the machine is busy (seen once in
+    // CI: two batches); a second is plenty for deliveries already in the queue.
+    let mut settings = env.settings.clone();
+    settings.tracker.batch_linger_ms = 1000;
+    let app = env.spawn_with(settings, &[Role::Tracker]).await;
     wait_until(Duration::from_secs(20), || async {
         logged(app.pool()).await == 99
     })
