@@ -96,6 +96,7 @@ pub struct Metrics {
     pub over_reminded_pairs: Gauge,
     pub database_unavailable: Family<RoleLabels, Counter>,
     pub database_conflicts: Family<RoleLabels, Counter>,
+    pub broker_blocked: Gauge,
     pub http_requests: Family<RouteStatusLabels, Counter>,
     pub http_request_duration: HistogramFamily<RouteLabels>,
 }
@@ -205,6 +206,12 @@ impl Metrics {
             "Statements run again after a deadlock or serialization failure with a concurrent one",
             database_conflicts.clone(),
         );
+        let broker_blocked = Gauge::default();
+        registry.register(
+            "reminder_broker_blocked",
+            "1 while RabbitMQ blocks this process's connection (a memory or disk alarm): publishes and acks wait",
+            broker_blocked.clone(),
+        );
         let http_requests = Family::<RouteStatusLabels, Counter>::default();
         registry.register(
             "http_requests",
@@ -236,6 +243,7 @@ impl Metrics {
             over_reminded_pairs,
             database_unavailable,
             database_conflicts,
+            broker_blocked,
             http_requests,
             http_request_duration,
         })
@@ -243,6 +251,8 @@ impl Metrics {
 
     /// The Prometheus text exposition of every series.
     pub fn render(&self) -> String {
+        self.broker_blocked
+            .set(i64::from(crate::broker::blocking::is_blocked()));
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");

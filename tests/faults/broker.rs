@@ -1,6 +1,8 @@
 //! RabbitMQ restarts under load: every role reconnects by itself, re-declares its topology,
 //! resumes consuming and republishes what was not confirmed; nothing is lost, nothing is sent
-//! or counted twice, and `/readyz` says 503 while the broker is away.
+//! or counted twice, and `/readyz` says 503 while the broker is away. A resource alarm that
+//! blocks publishing for longer than any broker wait is bounded pauses the roles and ends no
+//! session.
 
 use std::time::Duration;
 
@@ -138,4 +140,59 @@ async fn a_scan_interrupted_by_a_broker_restart_still_publishes_every_due_vehicl
     // Copies beyond one per id are the republished unconfirmed window; the sender treats them
     // as duplicates of one reminder.
     assert!(copies >= due as u64);
+}
+
+#[tokio::test]
+#[ignore = "disrupts shared services: cargo test --test faults -- --ignored --test-threads=1"]
+async fn a_memory_alarm_longer_than_the_answer_bound_pauses_the_roles_without_ending_their_sessions()
+ {
+    let mock = MockServer::start().await;
+    let sends = SendLog::mount(&mock, Duration::from_secs(1)).await;
+    let mut env = TestEnv::new();
+    env.use_cloud_api(&mock);
+    let app = env.spawn(&[Role::All]).await;
+    let events = reminders(100);
+    {
+        let amqp = env.amqp().await;
+        publish_all(&amqp, &events).await;
+    }
+    // Sends are at the provider: their outcome events will meet the alarm.
+    wait_until(Duration::from_secs(30), || async { sends.calls() >= 1 }).await;
+    let alarm = MemoryAlarm::raise();
+    wait_until(Duration::from_secs(15), || async {
+        let m = app.get("/metrics").await.text().await.unwrap();
+        metric(&m, "reminder_broker_blocked") == 1.0
+    })
+    .await;
+    // Longer than any single broker operation may otherwise wait.
+    tokio::time::sleep(reminder::broker::ANSWER_TIMEOUT + Duration::from_secs(10)).await;
+    assert!(
+        counts(app.pool()).await.0 < 100,
+        "nothing can be published while RabbitMQ blocks publishing"
+    );
+    drop(alarm);
+
+    assert_counted_exactly(app.pool(), 100, Duration::from_secs(60)).await;
+    assert_eq!(sends.distinct(), 100);
+    assert_eq!(sends.repeated(), vec![], "no reminder is sent twice");
+    let m = app.get("/metrics").await.text().await.unwrap();
+    assert_eq!(metric(&m, "reminder_broker_blocked"), 0.0);
+    // A session that gave up on the blocked connection would have had its unacked reminders
+    // redelivered, and the sender would have found them already sent.
+    assert_eq!(
+        metric(
+            &m,
+            "reminder_events_consumed_total{role=\"sender\",type=\"maintenance.due\",outcome=\"duplicate\"}"
+        ),
+        0.0,
+        "no reminder was delivered twice: no session ended during the alarm"
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "reminder_events_consumed_total{role=\"sender\",type=\"maintenance.due\",outcome=\"sent\"}"
+        ),
+        100.0
+    );
+    app.stop().await;
 }

@@ -271,3 +271,50 @@ impl Drop for Child {
         self.kill9();
     }
 }
+
+/// A RabbitMQ memory alarm while this lives: the broker blocks every connection that publishes
+/// (`connection.blocked`) until it is dropped, which restores the high watermark it found.
+pub struct MemoryAlarm {
+    watermark: String,
+}
+
+impl MemoryAlarm {
+    pub fn raise() -> MemoryAlarm {
+        let out = Command::new("rabbitmqctl")
+            .args([
+                "-q",
+                "eval",
+                "vm_memory_monitor:get_vm_memory_high_watermark().",
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .expect("rabbitmqctl eval");
+        let watermark = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert!(
+            watermark.parse::<f64>().is_ok_and(|w| w > 0.0),
+            "a relative memory watermark, not {watermark:?}"
+        );
+        assert!(
+            quiet("rabbitmqctl", &["-q", "set_vm_memory_high_watermark", "0"]),
+            "rabbitmqctl set_vm_memory_high_watermark 0"
+        );
+        MemoryAlarm { watermark }
+    }
+}
+
+impl Drop for MemoryAlarm {
+    fn drop(&mut self) {
+        quiet(
+            "rabbitmqctl",
+            &["-q", "set_vm_memory_high_watermark", &self.watermark],
+        );
+    }
+}
+
+/// The value of one series in a Prometheus text exposition (0 when it is absent).
+pub fn metric(exposition: &str, series: &str) -> f64 {
+    exposition
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
