@@ -30,10 +30,7 @@ pub fn connect_options(url: &str) -> anyhow::Result<PgConnectOptions> {
 
 /// A lazily connecting pool: roles start even while PostgreSQL is down and wait for it.
 pub fn pool(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
-    Ok(PgPoolOptions::new()
-        .max_connections(settings.max_connections)
-        .acquire_timeout(Duration::from_millis(settings.acquire_timeout_ms))
-        .connect_lazy_with(connect_options(&settings.url)?))
+    Ok(pool_options(settings).connect_lazy_with(connect_options(&settings.url)?))
 }
 
 /// A lazily connecting pool whose sessions cannot write (`default_transaction_read_only`), do
@@ -52,10 +49,31 @@ pub fn read_only_pool(
             statement_timeout.as_millis().to_string(),
         ),
     ]);
-    Ok(PgPoolOptions::new()
+    Ok(pool_options(settings).connect_lazy_with(options))
+}
+
+/// How long a pooled connection may sit idle before it is checked (a round trip) on its way
+/// out of the pool.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+
+/// Pool settings of every role. sqlx checks each connection with a round trip every time it
+/// leaves the pool by default: one extra round trip per API request and per shared sender
+/// statement. Only connections idle for a while (long enough for PostgreSQL to have restarted
+/// under them) are checked; one that breaks under load fails its statement, which every role
+/// treats as an outage and retries (the API answers 503).
+fn pool_options(settings: &DatabaseSettings) -> PgPoolOptions {
+    PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .acquire_timeout(Duration::from_millis(settings.acquire_timeout_ms))
-        .connect_lazy_with(options))
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for > PING_AFTER_IDLE {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
 }
 
 /// Creates the database named in the URL if it does not exist (connecting to the `postgres`

@@ -151,10 +151,14 @@ fn push_report_filter(qb: &mut QueryBuilder<Postgres>, filter: &ReportFilter) {
     }
 }
 
-/// `WITH page AS (the ids of one page, and the total)`: ordered by the sort index alone, so the
-/// planner reads the index only (no row fetches, no joins) for the rows an offset skips. The
-/// total rides along, so a page is one round trip: the maintained total without a filter, a
-/// window count over the (small) filtered set with one.
+/// `WITH page AS (one page, and the total)`, read as `r` by what follows.
+///
+/// Unfiltered, the page holds ids alone, ordered by the sort index, so the planner reads the
+/// index only (no row fetches, no joins) for the rows an offset skips, and the total is the
+/// maintained one; the rows are then fetched by id. Filtered by customer or vehicle, every
+/// matching row is read anyway (no index has the filter and the sort order together), so the
+/// page holds whole rows and a window count, and nothing is looked up twice. Either way a page
+/// is one round trip.
 fn push_page(qb: &mut QueryBuilder<Postgres>, filter: &ReportFilter, page: Page) {
     if is_unfiltered(filter) {
         qb.push(
@@ -163,7 +167,7 @@ fn push_page(qb: &mut QueryBuilder<Postgres>, filter: &ReportFilter, page: Page)
              FROM whatsapp_report r",
         );
     } else {
-        qb.push("WITH page AS (SELECT r.id, count(*) OVER () AS total FROM whatsapp_report r");
+        qb.push("WITH page AS (SELECT r.*, count(*) OVER () AS total FROM whatsapp_report r");
     }
     push_report_filter(qb, filter);
     qb.push(order_by(filter.sort))
@@ -172,6 +176,22 @@ fn push_page(qb: &mut QueryBuilder<Postgres>, filter: &ReportFilter, page: Page)
         .push(" OFFSET ")
         .push_bind(page.offset)
         .push(") ");
+}
+
+/// `SELECT` of the total and `columns` of the page's rows (as `r`), then `joins`.
+fn push_page_select(
+    qb: &mut QueryBuilder<Postgres>,
+    filter: &ReportFilter,
+    columns: &str,
+    joins: &str,
+) {
+    if is_unfiltered(filter) {
+        qb.push(format!(
+            "SELECT page.total, {columns} FROM page JOIN whatsapp_report r ON r.id = page.id {joins}"
+        ));
+    } else {
+        qb.push(format!("SELECT r.total, {columns} FROM page r {joins}"));
+    }
 }
 
 fn is_unfiltered(filter: &ReportFilter) -> bool {
@@ -217,7 +237,7 @@ async fn counted_page<T, R>(
     pool: &PgPool,
     filter: &ReportFilter,
     page: Page,
-    select: &str,
+    (columns, joins): (&str, &str),
     split: fn(R) -> (i64, T),
 ) -> Result<(Vec<T>, i64), sqlx::Error>
 where
@@ -231,7 +251,8 @@ where
     }
     let mut qb = QueryBuilder::new("");
     push_page(&mut qb, filter, page);
-    qb.push(select).push(order_by(filter.sort));
+    push_page_select(&mut qb, filter, columns, joins);
+    qb.push(order_by(filter.sort));
     let rows: Vec<R> = qb.build_query_as().fetch_all(pool).await?;
     if rows.is_empty() {
         let total = if page.offset == 0 && !is_unfiltered(filter) {
@@ -259,12 +280,13 @@ pub async fn list(
     filter: &ReportFilter,
     page: Page,
 ) -> Result<(Vec<Report>, i64), sqlx::Error> {
-    let select = format!(
-        "SELECT page.total, {REPORT_COLUMNS} FROM page JOIN whatsapp_report r ON r.id = page.id"
-    );
-    counted_page(pool, filter, page, &select, |r: CountedReport| {
-        (r.total, r.row)
-    })
+    counted_page(
+        pool,
+        filter,
+        page,
+        (REPORT_COLUMNS, ""),
+        |r: CountedReport| (r.total, r.row),
+    )
     .await
 }
 
@@ -274,12 +296,13 @@ pub async fn detail(
     filter: &ReportFilter,
     page: Page,
 ) -> Result<(Vec<ReportDetail>, i64), sqlx::Error> {
-    let select = format!(
-        "SELECT page.total, {DETAIL_COLUMNS} FROM page JOIN whatsapp_report r ON r.id = page.id {DETAIL_JOINS}"
-    );
-    counted_page(pool, filter, page, &select, |r: CountedDetail| {
-        (r.total, r.row)
-    })
+    counted_page(
+        pool,
+        filter,
+        page,
+        (DETAIL_COLUMNS, DETAIL_JOINS),
+        |r: CountedDetail| (r.total, r.row),
+    )
     .await
 }
 
