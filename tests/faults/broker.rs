@@ -147,30 +147,30 @@ async fn a_scan_interrupted_by_a_broker_restart_still_publishes_every_due_vehicl
 async fn a_memory_alarm_longer_than_the_answer_bound_pauses_the_roles_without_ending_their_sessions()
  {
     let mock = MockServer::start().await;
-    let sends = SendLog::mount(&mock, Duration::from_secs(1)).await;
+    let sends = SendLog::mount(&mock, Duration::from_millis(50)).await;
     let mut env = TestEnv::new();
     env.use_cloud_api(&mock);
-    let app = env.spawn(&[Role::All]).await;
     let events = reminders(100);
     {
         let amqp = env.amqp().await;
         publish_all(&amqp, &events).await;
     }
-    // Sends are at the provider: their outcome events will meet the alarm.
-    wait_until(Duration::from_secs(30), || async { sends.calls() >= 1 }).await;
-    let alarm = MemoryAlarm::raise();
-    wait_until(Duration::from_secs(15), || async {
+    // Raised before the app starts, so every outcome event it publishes meets the alarm.
+    let alarm = MemoryAlarm::raise().await;
+    let app = env.spawn(&[Role::All]).await;
+    wait_until(Duration::from_secs(30), || async {
         let m = app.get("/metrics").await.text().await.unwrap();
-        metric(&m, "reminder_broker_blocked") == 1.0
+        sends.calls() >= 100 && metric(&m, "reminder_broker_blocked") == 1.0
     })
     .await;
     // Longer than any single broker operation may otherwise wait.
     tokio::time::sleep(reminder::broker::ANSWER_TIMEOUT + Duration::from_secs(10)).await;
-    assert!(
-        counts(app.pool()).await.0 < 100,
+    assert_eq!(
+        counts(app.pool()).await.0,
+        0,
         "nothing can be published while RabbitMQ blocks publishing"
     );
-    drop(alarm);
+    alarm.clear().await;
 
     assert_counted_exactly(app.pool(), 100, Duration::from_secs(60)).await;
     assert_eq!(sends.distinct(), 100);

@@ -273,41 +273,64 @@ impl Drop for Child {
 }
 
 /// A RabbitMQ memory alarm while this lives: the broker blocks every connection that publishes
-/// (`connection.blocked`) until it is dropped, which restores the high watermark it found.
+/// (`connection.blocked`) until it is cleared, which restores the high watermark it found (also
+/// on drop, when a test fails). `rabbitmqctl` takes a second or more, so it runs off the test's
+/// runtime: blocking that thread would freeze the app and the mock provider with it.
 pub struct MemoryAlarm {
-    watermark: String,
+    watermark: Option<String>,
 }
 
 impl MemoryAlarm {
-    pub fn raise() -> MemoryAlarm {
-        let out = Command::new("rabbitmqctl")
-            .args([
-                "-q",
-                "eval",
-                "vm_memory_monitor:get_vm_memory_high_watermark().",
-            ])
-            .stdin(Stdio::null())
-            .output()
-            .expect("rabbitmqctl eval");
-        let watermark = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        assert!(
-            watermark.parse::<f64>().is_ok_and(|w| w > 0.0),
-            "a relative memory watermark, not {watermark:?}"
-        );
-        assert!(
-            quiet("rabbitmqctl", &["-q", "set_vm_memory_high_watermark", "0"]),
-            "rabbitmqctl set_vm_memory_high_watermark 0"
-        );
-        MemoryAlarm { watermark }
+    pub async fn raise() -> MemoryAlarm {
+        let watermark = tokio::task::spawn_blocking(|| {
+            let out = Command::new("rabbitmqctl")
+                .args([
+                    "-q",
+                    "eval",
+                    "vm_memory_monitor:get_vm_memory_high_watermark().",
+                ])
+                .stdin(Stdio::null())
+                .output()
+                .expect("rabbitmqctl eval");
+            let watermark = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            assert!(
+                watermark.parse::<f64>().is_ok_and(|w| w > 0.0),
+                "a relative memory watermark, not {watermark:?}"
+            );
+            assert!(
+                quiet("rabbitmqctl", &["-q", "set_vm_memory_high_watermark", "0"]),
+                "rabbitmqctl set_vm_memory_high_watermark 0"
+            );
+            watermark
+        })
+        .await
+        .unwrap();
+        MemoryAlarm {
+            watermark: Some(watermark),
+        }
     }
+
+    pub async fn clear(mut self) {
+        if let Some(watermark) = self.watermark.take() {
+            tokio::task::spawn_blocking(move || restore_watermark(&watermark))
+                .await
+                .unwrap();
+        }
+    }
+}
+
+fn restore_watermark(watermark: &str) {
+    quiet(
+        "rabbitmqctl",
+        &["-q", "set_vm_memory_high_watermark", watermark],
+    );
 }
 
 impl Drop for MemoryAlarm {
     fn drop(&mut self) {
-        quiet(
-            "rabbitmqctl",
-            &["-q", "set_vm_memory_high_watermark", &self.watermark],
-        );
+        if let Some(watermark) = self.watermark.take() {
+            restore_watermark(&watermark);
+        }
     }
 }
 
