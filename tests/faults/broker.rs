@@ -29,7 +29,7 @@ async fn every_role_reconnects_after_a_broker_restart_and_each_reminder_is_sent_
     }
     wait_until(Duration::from_secs(30), || async { sends.calls() >= 50 }).await;
 
-    let down = RabbitDown::stop();
+    let down = rabbit_down().await;
     wait_until(Duration::from_secs(15), || async {
         app.get("/readyz").await.status() == 503
     })
@@ -42,7 +42,7 @@ async fn every_role_reconnects_after_a_broker_restart_and_each_reminder_is_sent_
         .unwrap();
     assert_eq!(readiness["broker"], false, "{readiness}");
     tokio::time::sleep(Duration::from_secs(2)).await;
-    drop(down);
+    bring_back(down).await;
 
     wait_until(Duration::from_secs(30), || async {
         app.get("/readyz").await.status() == 200
@@ -103,7 +103,9 @@ async fn a_scan_interrupted_by_a_broker_restart_still_publishes_every_due_vehicl
         let shutdown = shutdown.clone();
         async move { producer.scan(today, Trigger::Manual, None, &shutdown).await }
     });
-    // Let part of the scan through, then take the broker away under it.
+    // Let part of the scan through, then take the broker away under it. Stopped on the test's
+    // own thread on purpose: the scan shares it, so it cannot finish while RabbitMQ stops and
+    // the stop lands mid-scan.
     tokio::time::sleep(Duration::from_millis(400)).await;
     let down = RabbitDown::stop();
     tokio::time::sleep(Duration::from_secs(2)).await;

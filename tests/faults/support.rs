@@ -272,6 +272,20 @@ impl Drop for Child {
     }
 }
 
+/// Stops RabbitMQ off the test's runtime: `rabbitmqctl` takes seconds, and blocking the
+/// single-threaded test runtime would freeze the app and the mock provider with it (a provider
+/// call that outlives its time-out is retried, and counts as a second send).
+pub async fn rabbit_down() -> RabbitDown {
+    tokio::task::spawn_blocking(RabbitDown::stop).await.unwrap()
+}
+
+/// Brings a stopped service back (its guard's drop) off the test's runtime.
+pub async fn bring_back<T: Send + 'static>(down: T) {
+    tokio::task::spawn_blocking(move || drop(down))
+        .await
+        .unwrap();
+}
+
 /// A RabbitMQ memory alarm while this lives: the broker blocks every connection that publishes
 /// (`connection.blocked`) until it is cleared, which restores the high watermark it found (also
 /// on drop, when a test fails). `rabbitmqctl` takes a second or more, so it runs off the test's
