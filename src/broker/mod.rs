@@ -363,6 +363,62 @@ where
     }
 }
 
+/// A consuming session: its channel (topology declared, prefetch set), the token cancelled when
+/// its connection is lost, a confirm-mode publisher, and the consumer of `queue`.
+pub struct Session {
+    pub channel: lapin::Channel,
+    pub lost: CancellationToken,
+    pub publisher: Publisher,
+    pub consumer: lapin::Consumer,
+}
+
+impl Session {
+    /// Opens a session with every step bounded by `answered`; `None` once `shutdown` is
+    /// cancelled.
+    pub async fn open(
+        broker: &Broker,
+        topology: &Topology,
+        queue: &str,
+        prefetch: u16,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<Option<Session>> {
+        use anyhow::Context as _;
+        let Some((channel, lost)) = broker.session_channel(shutdown).await else {
+            return Ok(None);
+        };
+        answered("declaring the topology", topology.declare(&channel))
+            .await
+            .context("declaring the topology")?;
+        answered(
+            "setting the prefetch",
+            channel.basic_qos(prefetch, lapin::options::BasicQosOptions::default()),
+        )
+        .await?;
+        let publisher = match Publisher::open(broker, shutdown).await {
+            Ok(p) => p,
+            Err(PublishError::Shutdown) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let consumer = answered(
+            "consuming a queue",
+            channel.basic_consume(
+                queue.into(),
+                "".into(),
+                lapin::options::BasicConsumeOptions::default(),
+                lapin::types::FieldTable::default(),
+            ),
+        )
+        .await
+        .with_context(|| format!("consuming {queue}"))?;
+        Ok(Some(Session {
+            channel,
+            lost,
+            publisher,
+            consumer,
+        }))
+    }
+}
+
 /// How a consuming session ends: stop taking deliveries, give the work in flight until `grace`
 /// to finish (and ack), then close the channel and the publisher. On a connection that is gone
 /// the work may never finish; what is abandoned was not acked and comes back as redeliveries.

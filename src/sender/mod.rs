@@ -28,8 +28,7 @@ use anyhow::Context as _;
 use chrono::Utc;
 use futures::StreamExt;
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
-use lapin::types::FieldTable;
+use lapin::options::{BasicAckOptions, BasicNackOptions};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -37,7 +36,9 @@ use tracing::Instrument;
 
 use crate::broker::delivery::with_raw_message;
 use crate::broker::publisher::Outgoing;
-use crate::broker::{DeliveryExt, PublishError, Publisher, Topology, answered, dead_letter};
+use crate::broker::{
+    DeliveryExt, PublishError, Publisher, Session, Topology, answered, dead_letter,
+};
 use crate::context::{AppContext, DbError};
 use crate::db::dispatch::{self, Claim, DispatchRecord, DispatchWrites};
 use crate::domain::events::MAINTENANCE_DUE;
@@ -131,6 +132,15 @@ impl Next {
     }
 }
 
+/// Acks one reminder, bounded like every broker wait.
+async fn ack(delivery: &Delivery) -> Result<bool, lapin::Error> {
+    answered(
+        "acking a reminder",
+        delivery.acker.ack(BasicAckOptions::default()),
+    )
+    .await
+}
+
 impl Sender {
     pub fn new(ctx: AppContext, provider: Arc<dyn WhatsappProvider>) -> anyhow::Result<Sender> {
         let w = &ctx.settings.whatsapp;
@@ -170,35 +180,25 @@ impl Sender {
     }
 
     async fn session(self: Arc<Self>, shutdown: &CancellationToken) -> anyhow::Result<()> {
-        let Some((channel, lost)) = self.ctx.broker.session_channel(shutdown).await else {
+        let concurrency = self.ctx.settings.sender.concurrency;
+        let Some(Session {
+            channel,
+            lost,
+            publisher,
+            mut consumer,
+        }) = Session::open(
+            &self.ctx.broker,
+            &self.topology,
+            &self.topology.sender_queue,
+            concurrency as u16,
+            shutdown,
+        )
+        .await?
+        else {
             return Ok(());
         };
-        answered("declaring the topology", self.topology.declare(&channel))
-            .await
-            .context("declaring the topology")?;
+        // Retry queues are declared again on the new channel when first used.
         self.declared_delays.lock().expect("lock").clear();
-        let concurrency = self.ctx.settings.sender.concurrency;
-        answered(
-            "setting the prefetch",
-            channel.basic_qos(concurrency as u16, BasicQosOptions::default()),
-        )
-        .await?;
-        let publisher = match Publisher::open(&self.ctx.broker, shutdown).await {
-            Ok(p) => p,
-            Err(PublishError::Shutdown) => return Ok(()),
-            Err(e) => return Err(e.into()),
-        };
-        let mut consumer = answered(
-            "consuming the sender queue",
-            channel.basic_consume(
-                self.topology.sender_queue.as_str().into(),
-                "".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            ),
-        )
-        .await
-        .context("consuming the sender queue")?;
         let semaphore = Arc::new(Semaphore::new(concurrency));
         // Cancelled by a handler that lost the broker: the session is over.
         let broken = CancellationToken::new();
@@ -309,11 +309,7 @@ impl Sender {
                     &e.to_string(),
                 )
                 .await?;
-                answered(
-                    "acking a reminder",
-                    delivery.acker.ack(BasicAckOptions::default()),
-                )
-                .await?;
+                ack(delivery).await?;
                 self.ctx.metrics.dead_lettered(ROLE, e.code());
                 self.ctx
                     .metrics
@@ -329,11 +325,7 @@ impl Sender {
                     .expect("decide only returns final records");
                 publisher.publish_event(ty, &id, body).await?;
                 self.ctx.metrics.published(ty);
-                answered(
-                    "acking a reminder",
-                    delivery.acker.ack(BasicAckOptions::default()),
-                )
-                .await?;
+                ack(delivery).await?;
                 let outcome = if duplicate {
                     "duplicate"
                 } else {
@@ -343,11 +335,7 @@ impl Sender {
             }
             Next::Retry { delay, outcome } => {
                 self.park(publisher, delivery, delay).await?;
-                answered(
-                    "acking a reminder",
-                    delivery.acker.ack(BasicAckOptions::default()),
-                )
-                .await?;
+                ack(delivery).await?;
                 self.ctx.metrics.consumed(ROLE, MAINTENANCE_DUE, outcome);
             }
         }

@@ -16,15 +16,16 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use futures::StreamExt;
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
-use lapin::types::FieldTable;
+use lapin::options::BasicAckOptions;
 use tokio::sync::{Semaphore, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::broker::delivery::with_raw_message;
-use crate::broker::{DeliveryExt, PublishError, Publisher, Topology, answered, dead_letter};
+use crate::broker::{
+    DeliveryExt, PublishError, Publisher, Session, Topology, answered, dead_letter,
+};
 use crate::context::{AppContext, DbError};
 use crate::db::tracking::{Applied, apply_batch};
 use crate::domain::{IncomingEvent, MessageOutcome};
@@ -64,37 +65,26 @@ impl Tracker {
     }
 
     async fn session(self: Arc<Self>, shutdown: &CancellationToken) -> anyhow::Result<()> {
-        let Some((channel, lost)) = self.ctx.broker.session_channel(shutdown).await else {
-            return Ok(());
-        };
-        answered("declaring the topology", self.topology.declare(&channel))
-            .await
-            .context("declaring the topology")?;
         let batch_size = self.ctx.settings.tracker.batch_size;
         let in_flight = self.ctx.settings.tracker.batches_in_flight;
         // Every batch in flight plus the one being gathered.
         let prefetch = (batch_size * (in_flight + 1)).min(u16::MAX as usize) as u16;
-        answered(
-            "setting the prefetch",
-            channel.basic_qos(prefetch, BasicQosOptions::default()),
+        let Some(Session {
+            channel,
+            lost,
+            publisher,
+            mut consumer,
+        }) = Session::open(
+            &self.ctx.broker,
+            &self.topology,
+            &self.topology.tracker_queue,
+            prefetch,
+            shutdown,
         )
-        .await?;
-        let publisher = match Publisher::open(&self.ctx.broker, shutdown).await {
-            Ok(p) => p,
-            Err(PublishError::Shutdown) => return Ok(()),
-            Err(e) => return Err(e.into()),
+        .await?
+        else {
+            return Ok(());
         };
-        let mut consumer = answered(
-            "consuming the tracker queue",
-            channel.basic_consume(
-                self.topology.tracker_queue.as_str().into(),
-                "".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            ),
-        )
-        .await
-        .context("consuming the tracker queue")?;
         let linger = Duration::from_millis(self.ctx.settings.tracker.batch_linger_ms);
         let slots = Arc::new(Semaphore::new(in_flight));
         // Cancelled by a batch that lost the broker: the session is over.
