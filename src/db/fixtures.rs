@@ -237,14 +237,19 @@ pub async fn aggregate_drift(pool: &PgPool) -> anyhow::Result<Vec<(String, i64, 
         "WITH kept AS (
              SELECT sum(total_reports)::bigint AS reports, sum(total_messages)::bigint AS messages,
                     sum(unique_customers)::bigint AS customers,
-                    sum(unique_vehicles)::bigint AS vehicles, sum(total_failed)::bigint AS failed
+                    sum(unique_vehicles)::bigint AS vehicles, sum(total_failed)::bigint AS failed,
+                    max(max_frequency)::bigint AS max_frequency,
+                    (extract(epoch FROM max(last_message_date)) * 1000000)::bigint AS last_at
              FROM report_totals
          ), real AS (
              SELECT (SELECT count(*) FROM whatsapp_report) AS reports,
                     (SELECT coalesce(sum(frequency), 0) FROM whatsapp_report)::bigint AS messages,
                     (SELECT count(DISTINCT id_customer) FROM whatsapp_report) AS customers,
                     (SELECT count(DISTINCT id_vehicle) FROM whatsapp_report) AS vehicles,
-                    (SELECT count(*) FROM message_log WHERE status = 'failed') AS failed
+                    (SELECT count(*) FROM message_log WHERE status = 'failed') AS failed,
+                    (SELECT coalesce(max(frequency), 0) FROM whatsapp_report)::bigint AS max_frequency,
+                    (SELECT (extract(epoch FROM max(last_message_date)) * 1000000)::bigint
+                     FROM whatsapp_report) AS last_at
          ), buckets AS (
              SELECT count(*) AS wrong FROM (
                  SELECT bucket, sent, failed, last_sent_at FROM message_buckets
@@ -280,6 +285,8 @@ pub async fn aggregate_drift(pool: &PgPool) -> anyhow::Result<Vec<(String, i64, 
              ('unique_customers', kept.customers, real.customers),
              ('unique_vehicles', kept.vehicles, real.vehicles),
              ('total_failed', kept.failed, real.failed),
+             ('max_frequency', kept.max_frequency, real.max_frequency),
+             ('last_message_date (microseconds since 1970)', kept.last_at, real.last_at),
              ('message_buckets rows differing', buckets.wrong, 0),
              ('report_customers rows differing', per_customer.wrong, 0),
              ('report_vehicles rows differing', per_vehicle.wrong, 0)

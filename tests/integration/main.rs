@@ -10,5 +10,6 @@ mod metrics;
 mod pipeline;
 mod producer;
 mod providers;
+mod report_order;
 mod sender;
 mod tracker;
