@@ -170,6 +170,15 @@ async fn measure(env: &BenchEnv, o: &Opts) -> anyhow::Result<(Vec<RouteFigures>,
         },
         fixed("/whatsapp-report/detail (first page of 50)", Some(25.0))
             .with_path("/whatsapp-report/detail"),
+        // No target: what a dashboard's paging and its "most reminded" panel cost. Pages 1-20
+        // differ per request, so nothing is shared; the frequency order sorts the report.
+        Route {
+            name: "/whatsapp-report/detail, pages 1-20 of 50".into(),
+            p99_target_ms: None,
+            paths: Arc::new(|i| format!("/whatsapp-report/detail?offset={}", (i % 20) * 50)),
+        },
+        fixed("/whatsapp-report/detail?sort=frequency&limit=10", None)
+            .with_path("/whatsapp-report/detail?sort=frequency&limit=10"),
         Route {
             name: "/whatsapp-report/customer/{id}".into(),
             p99_target_ms: Some(10.0),
