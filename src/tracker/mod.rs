@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use futures::StreamExt;
+use futures::{FutureExt as _, StreamExt};
 use lapin::message::Delivery;
 use lapin::options::BasicAckOptions;
 use tokio::sync::{Semaphore, oneshot};
@@ -31,6 +31,9 @@ use crate::db::tracking::{Applied, apply_batch};
 use crate::domain::{IncomingEvent, MessageOutcome};
 
 const ROLE: &str = "tracker";
+
+/// How long a batch being gathered under load waits for more deliveries between looks.
+const GATHER_TICK: Duration = Duration::from_millis(1);
 
 pub struct Tracker {
     ctx: AppContext,
@@ -111,13 +114,41 @@ impl Tracker {
                 },
             }
             let deadline = tokio::time::Instant::now() + linger;
-            while batch.len() < batch_size {
+            'gather: while batch.len() < batch_size {
+                // Under load, take what has arrived without asking to be woken for each
+                // delivery, then wait a tick for more: a wake-up per delivery was 0.85 context
+                // switches per event at 28,000 events/s. When nothing has arrived, wait for the
+                // next delivery as usual, so a quiet queue costs no polling.
+                let mut took = 0;
+                while batch.len() < batch_size {
+                    match consumer.next().now_or_never() {
+                        Some(Some(Ok(d))) => batch.push(d),
+                        Some(Some(Err(e))) => {
+                            // The channel is gone, so these cannot be acked: they come back.
+                            drop(batch);
+                            break 'session Err(e).context("the tracker consumer failed");
+                        }
+                        Some(None) => break 'gather,
+                        None => break,
+                    }
+                    took += 1;
+                }
+                if batch.len() >= batch_size {
+                    break;
+                }
+                let now = tokio::time::Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                if took > 0 {
+                    tokio::time::sleep_until((now + GATHER_TICK).min(deadline)).await;
+                    continue;
+                }
                 tokio::select! {
                     _ = tokio::time::sleep_until(deadline) => break,
                     next = consumer.next() => match next {
                         Some(Ok(d)) => batch.push(d),
                         Some(Err(e)) => {
-                            // The channel is gone, so these cannot be acked: they come back.
                             drop(batch);
                             break 'session Err(e).context("the tracker consumer failed");
                         }
