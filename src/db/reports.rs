@@ -160,11 +160,9 @@ fn push_report_filter(qb: &mut QueryBuilder<Postgres>, filter: &ReportFilter) {
 /// window count, and nothing is looked up twice. Either way a page is one round trip.
 fn push_page(qb: &mut QueryBuilder<Postgres>, filter: &ReportFilter, page: Page) {
     if is_unfiltered(filter) {
-        qb.push(
-            "WITH page AS (SELECT r.id, (SELECT coalesce(sum(total_reports), 0)::bigint
-                                          FROM report_totals) AS total
-             FROM whatsapp_report r",
-        );
+        qb.push(format!(
+            "WITH page AS (SELECT r.id, ({MAINTAINED_TOTAL}) AS total FROM whatsapp_report r"
+        ));
     } else {
         qb.push("WITH page AS (SELECT r.*, count(*) OVER () AS total FROM whatsapp_report r");
     }
@@ -195,18 +193,17 @@ fn push_recent_page(qb: &mut QueryBuilder<Postgres>, page: Page, walk: i64) {
              WHERE status = 'sent' ORDER BY at DESC, event_id LIMIT ",
     )
     .push_bind(walk)
-    .push(
+    .push(format!(
         "), edge AS (SELECT count(*) AS walked, min(at) AS t FROM walk),
          page AS (
-             SELECT r.id, (SELECT coalesce(sum(total_reports), 0)::bigint
-                           FROM report_totals) AS total
+             SELECT r.id, ({MAINTAINED_TOTAL}) AS total
              FROM (SELECT DISTINCT id_customer, id_vehicle, at FROM walk) w
              JOIN whatsapp_report r ON r.id_customer = w.id_customer
                                    AND r.id_vehicle = w.id_vehicle
                                    AND r.last_message_date = w.at
              CROSS JOIN edge
-             WHERE w.at > edge.t OR edge.walked < ",
-    )
+             WHERE w.at > edge.t OR edge.walked < "
+    ))
     .push_bind(walk)
     .push(order_by(ReportSort::Recent))
     .push(" LIMIT ")
@@ -236,15 +233,14 @@ fn is_unfiltered(filter: &ReportFilter) -> bool {
     filter.customer.is_none() && filter.vehicle.is_none()
 }
 
+/// How many reports there are, as the triggers keep it (no scan).
+const MAINTAINED_TOTAL: &str = "SELECT coalesce(sum(total_reports), 0)::bigint FROM report_totals";
+
 /// Reports matching the filter, all pages. Without a filter this is the maintained total (no
 /// scan).
 pub async fn count(pool: &PgPool, filter: &ReportFilter) -> Result<i64, sqlx::Error> {
     if is_unfiltered(filter) {
-        return sqlx::query_scalar(
-            "SELECT coalesce(sum(total_reports), 0)::bigint FROM report_totals",
-        )
-        .fetch_one(pool)
-        .await;
+        return sqlx::query_scalar(MAINTAINED_TOTAL).fetch_one(pool).await;
     }
     let mut qb = QueryBuilder::new("SELECT count(*) FROM whatsapp_report r");
     push_report_filter(&mut qb, filter);

@@ -119,7 +119,7 @@ impl Tracker {
                 // delivery, then wait a tick for more: a wake-up per delivery was 0.85 context
                 // switches per event at 28,000 events/s. When nothing has arrived, wait for the
                 // next delivery as usual, so a quiet queue costs no polling.
-                let mut took = 0;
+                let before = batch.len();
                 while batch.len() < batch_size {
                     match consumer.next().now_or_never() {
                         Some(Some(Ok(d))) => batch.push(d),
@@ -131,7 +131,6 @@ impl Tracker {
                         Some(None) => break 'gather,
                         None => break,
                     }
-                    took += 1;
                 }
                 if batch.len() >= batch_size {
                     break;
@@ -140,7 +139,7 @@ impl Tracker {
                 if now >= deadline {
                     break;
                 }
-                if took > 0 {
+                if batch.len() > before {
                     tokio::time::sleep_until((now + GATHER_TICK).min(deadline)).await;
                     continue;
                 }
