@@ -595,6 +595,16 @@ fn push_message_filter(qb: &mut QueryBuilder<Postgres>, filter: &MessageFilter) 
         cond(qb);
         qb.push("status = ").push_bind(status.as_str());
     }
+    // The recipient index's key is the array of both ids (migration
+    // 20261130000002_history_recipient_index.sql): the containment finds the rows through it,
+    // and the equalities keep a customer id that is also some vehicle's id from matching.
+    let ids: Vec<Uuid> = filter.customer.into_iter().chain(filter.vehicle).collect();
+    if !ids.is_empty() {
+        cond(qb);
+        qb.push("ARRAY[id_customer, id_vehicle] @> ")
+            .push_bind(ids)
+            .push("::uuid[]");
+    }
     if let Some(customer) = filter.customer {
         cond(qb);
         qb.push("id_customer = ").push_bind(customer);

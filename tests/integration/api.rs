@@ -599,6 +599,91 @@ async fn the_message_history_is_newest_first_and_filters_by_status_customer_vehi
     assert_eq!(page, json!(all.as_array().unwrap()[1..3]));
 }
 
+/// The history's customer and vehicle filters go through one index keyed by both ids of a row
+/// (migration `20261130000002_history_recipient_index.sql`); an id used for a customer and for
+/// some other pair's vehicle must still select only what the filter names.
+#[tokio::test]
+async fn the_history_filters_tell_a_customer_from_a_vehicle_with_the_same_id() {
+    let env = TestEnv::new();
+    let app = env.spawn(&[Role::Api]).await;
+    let (x, v1, v2, c2) = (
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+    );
+    let outcome = |n: i64, customer: Uuid, vehicle: Uuid| {
+        let reminder_id = Uuid::new_v4().to_string();
+        reminder::domain::MessageOutcome {
+            event_id: reminder::domain::events::outcome_id("message.sent", &reminder_id),
+            reminder_id,
+            customer_id: customer,
+            vehicle_id: vehicle,
+            status: reminder::domain::OutcomeStatus::Sent,
+            provider: "cloud_api".into(),
+            provider_message_id: Some(format!("wamid.{n}")),
+            error_code: None,
+            error: None,
+            attempts: 1,
+            at: Utc::now() - chrono::Duration::minutes(n),
+            phone: None,
+            customer_name: None,
+            plate_number: None,
+        }
+    };
+    // Customer x with vehicles v1 (twice) and v2; customer c2 with a vehicle whose id is x.
+    let batch = [
+        outcome(1, x, v1),
+        outcome(2, x, v1),
+        outcome(3, x, v2),
+        outcome(4, c2, x),
+    ];
+    reminder::db::tracking::apply_batch(app.pool(), &batch)
+        .await
+        .unwrap();
+    let select = |query: String| {
+        let app = &app;
+        async move {
+            let (headers, rows) = json_with(
+                app,
+                &format!("/whatsapp-report/messages?{query}"),
+                StatusCode::OK,
+            )
+            .await;
+            let pairs: Vec<(String, String)> = rows
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| {
+                    (
+                        m["id_customer"].as_str().unwrap().to_string(),
+                        m["id_vehicle"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect();
+            (total_count(&headers), pairs)
+        }
+    };
+    let pair = |c: Uuid, v: Uuid| (c.to_string(), v.to_string());
+    assert_eq!(
+        select(format!("customer={x}")).await,
+        (3, vec![pair(x, v1), pair(x, v1), pair(x, v2)])
+    );
+    assert_eq!(select(format!("vehicle={x}")).await, (1, vec![pair(c2, x)]));
+    assert_eq!(
+        select(format!("customer={x}&vehicle={v2}")).await,
+        (1, vec![pair(x, v2)])
+    );
+    assert_eq!(
+        select(format!("customer={x}&vehicle={x}")).await,
+        (0, vec![])
+    );
+    assert_eq!(
+        select(format!("customer={c2}&status=sent&limit=1")).await,
+        (1, vec![pair(c2, x)])
+    );
+}
+
 #[tokio::test]
 async fn daily_counts_include_zero_days_and_use_the_workshop_time_zone() {
     let s = scenario().await;
