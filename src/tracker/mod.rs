@@ -27,7 +27,7 @@ use crate::broker::{
     DeliveryExt, PublishError, Publisher, Session, Topology, answered, dead_letter,
 };
 use crate::context::{AppContext, DbError};
-use crate::db::tracking::{Applied, apply_batch};
+use crate::db::tracking::{Applied, Expect, apply_batch_expecting};
 use crate::domain::{IncomingEvent, MessageOutcome};
 
 const ROLE: &str = "tracker";
@@ -277,10 +277,18 @@ impl Tracker {
             return Ok(());
         }
         let outcomes: Vec<MessageOutcome> = items.iter().map(|(_, o)| o.clone()).collect();
+        // What the broker hands out again may have been counted before the failure.
+        let expect = if items.iter().any(|(d, _)| d.redelivered) {
+            Expect::Duplicates
+        } else {
+            Expect::New
+        };
         let pool = &self.ctx.pool;
         match self
             .ctx
-            .db_retry(ROLE, shutdown, || apply_batch(pool, &outcomes))
+            .db_retry(ROLE, shutdown, || {
+                apply_batch_expecting(pool, &outcomes, expect)
+            })
             .await
         {
             Ok(applied) => {

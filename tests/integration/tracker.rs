@@ -167,6 +167,63 @@ async fn a_batch_committed_but_never_acked_counts_nothing_more_when_redelivered(
     app.stop().await;
 }
 
+/// The statement first tries a plain insert, which a repeated event id makes fail as a whole;
+/// the batch is then written again skipping what was recorded. Both ways count only the new
+/// events, and a failed attempt leaves nothing behind.
+#[tokio::test]
+async fn a_batch_repeating_recorded_events_counts_only_its_new_ones_whatever_was_expected() {
+    use reminder::db::tracking::{Expect, apply_batch_expecting};
+    let env = TestEnv::new();
+    let pool = env.pool().await;
+    let (customer, vehicle) = (Uuid::new_v4(), Uuid::new_v4());
+    let outcome = |n: u32| {
+        let event = message_sent(
+            &format!("r-{n}"),
+            customer,
+            vehicle,
+            &format!("2026-11-20T03:{n:02}:00Z"),
+        );
+        let body = serde_json::to_vec(&event).unwrap();
+        let raw = reminder::domain::RawMessage {
+            body: &body,
+            content_type: Some("application/cloudevents+json"),
+            header: &|_| None,
+        };
+        MessageOutcome::from_event(&IncomingEvent::parse(&raw, 65536).unwrap()).unwrap()
+    };
+    let first: Vec<_> = (1..=3).map(outcome).collect();
+    let applied = apply_batch_expecting(&pool, &first, Expect::New)
+        .await
+        .unwrap();
+    assert_eq!(applied.counted, 3);
+    // 2 and 3 again, with 4 and 5 new, expected new: the plain insert fails on 2.
+    let second: Vec<_> = (2..=5).map(outcome).collect();
+    let applied = apply_batch_expecting(&pool, &second, Expect::New)
+        .await
+        .unwrap();
+    assert_eq!((applied.counted, applied.sent), (2, 2));
+    // 1, 5 again and 6 new, expected to repeat: skipped straight away.
+    let third: Vec<_> = [1, 5, 6].into_iter().map(outcome).collect();
+    let applied = apply_batch_expecting(&pool, &third, Expect::Duplicates)
+        .await
+        .unwrap();
+    assert_eq!(applied.counted, 1);
+    // Everything again, expected new: nothing more.
+    let all: Vec<_> = (1..=6).map(outcome).collect();
+    let applied = apply_batch_expecting(&pool, &all, Expect::New)
+        .await
+        .unwrap();
+    assert_eq!(applied.counted, 0);
+    assert_eq!(sum_frequency(&pool).await, 6);
+    assert_eq!(logged(&pool).await, 6);
+    assert_eq!(
+        reminder::db::fixtures::aggregate_drift(&pool)
+            .await
+            .unwrap(),
+        vec![]
+    );
+}
+
 #[tokio::test]
 async fn batches_written_at_once_over_the_same_pairs_count_every_event_once_and_ack_them_all() {
     let mut env = TestEnv::new();
