@@ -70,8 +70,9 @@ impl Tracker {
     async fn session(self: Arc<Self>, shutdown: &CancellationToken) -> anyhow::Result<()> {
         let batch_size = self.ctx.settings.tracker.batch_size;
         let in_flight = self.ctx.settings.tracker.batches_in_flight;
-        // Every batch in flight plus the one being gathered.
-        let prefetch = (batch_size * (in_flight + 1)).min(u16::MAX as usize) as u16;
+        // Every batch in flight, the one being gathered, and the next: its deliveries are on
+        // their way while the batch before it is gathered instead of after that one's ack.
+        let prefetch = (batch_size * (in_flight + 2)).min(u16::MAX as usize) as u16;
         let Some(Session {
             channel,
             lost,
