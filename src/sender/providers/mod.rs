@@ -115,7 +115,11 @@ pub fn from_settings(settings: &WhatsappSettings) -> anyhow::Result<Arc<dyn What
         .connect_timeout(Duration::from_millis(
             settings.request_timeout_ms.min(5_000),
         ))
-        .pool_max_idle_per_host(256)
+        // Every connection the sends in flight opened stays open for the next send. A cap below
+        // sender.concurrency closed connections under load only to open new ones the next
+        // moment (connect, accept and shutdown on every send beyond the cap); the sender's
+        // semaphore already bounds how many there can be, and idle ones close after 90 s.
+        .pool_max_idle_per_host(usize::MAX)
         .user_agent(concat!("reminder/", env!("CARGO_PKG_VERSION")))
         .build()?;
     Ok(match settings.provider {
