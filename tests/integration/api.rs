@@ -517,6 +517,17 @@ async fn the_detail_view_prefers_master_data_and_falls_back_to_what_the_events_s
     assert_eq!(filtered.split_terminator("\r\n").count(), 2);
 }
 
+/// One page of `/whatsapp-report/messages?{query}`: `X-Total-Count` and the rows.
+async fn history(app: &TestApp, query: &str) -> (i64, Vec<Value>) {
+    let (headers, rows) = json_with(
+        app,
+        &format!("/whatsapp-report/messages?{query}"),
+        StatusCode::OK,
+    )
+    .await;
+    (total_count(&headers), rows.as_array().unwrap().clone())
+}
+
 #[tokio::test]
 async fn the_message_history_is_newest_first_and_filters_by_status_customer_vehicle_and_period() {
     let s = scenario().await;
@@ -562,14 +573,8 @@ async fn the_message_history_is_newest_first_and_filters_by_status_customer_vehi
     let count = |query: String| {
         let app = &s.app;
         async move {
-            let (headers, rows) = json_with(
-                app,
-                &format!("/whatsapp-report/messages?{query}"),
-                StatusCode::OK,
-            )
-            .await;
-            let rows = rows.as_array().unwrap().len() as i64;
-            (total_count(&headers), rows)
+            let (total, rows) = history(app, &query).await;
+            (total, rows.len() as i64)
         }
     };
     assert_eq!(count("status=failed".into()).await, (2, 2));
@@ -644,15 +649,8 @@ async fn the_history_filters_tell_a_customer_from_a_vehicle_with_the_same_id() {
     let select = |query: String| {
         let app = &app;
         async move {
-            let (headers, rows) = json_with(
-                app,
-                &format!("/whatsapp-report/messages?{query}"),
-                StatusCode::OK,
-            )
-            .await;
+            let (total, rows) = history(app, &query).await;
             let pairs: Vec<(String, String)> = rows
-                .as_array()
-                .unwrap()
                 .iter()
                 .map(|m| {
                     (
@@ -661,7 +659,7 @@ async fn the_history_filters_tell_a_customer_from_a_vehicle_with_the_same_id() {
                     )
                 })
                 .collect();
-            (total_count(&headers), pairs)
+            (total, pairs)
         }
     };
     let pair = |c: Uuid, v: Uuid| (c.to_string(), v.to_string());
