@@ -162,9 +162,9 @@ pub async fn load(pool: &PgPool, size: &FixtureSize, now: DateTime<Utc>) -> anyh
         .context("loading the message history")?;
     }
 
-    // One report row per pair, aggregated from the history exactly as the tracker would have
-    // counted it, in one pass over the history (the history has no per-pair B-tree to look
-    // each pair up in).
+    // One report row per pair and the failure counts, aggregated from the history exactly as the
+    // tracker would have counted them, each in one pass over the history (the history has no
+    // per-pair B-tree to look each pair up in).
     let mut tx = pool.begin().await?;
     sqlx::query("SET LOCAL work_mem = '256MB'")
         .execute(&mut *tx)
@@ -195,11 +195,6 @@ pub async fn load(pool: &PgPool, size: &FixtureSize, now: DateTime<Utc>) -> anyh
     .execute(&mut *tx)
     .await
     .context("loading the report")?;
-    tx.commit().await?;
-    let mut tx = pool.begin().await?;
-    sqlx::query("SET LOCAL work_mem = '256MB'")
-        .execute(&mut *tx)
-        .await?;
     sqlx::query(
         "INSERT INTO whatsapp_failure_report (id_customer, id_vehicle, failed_count,
                                               last_failed_at, last_error_code)

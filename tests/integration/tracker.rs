@@ -191,29 +191,19 @@ async fn a_batch_repeating_recorded_events_counts_only_its_new_ones_whatever_was
         };
         MessageOutcome::from_event(&IncomingEvent::parse(&raw, 65536).unwrap()).unwrap()
     };
-    let first: Vec<_> = (1..=3).map(outcome).collect();
-    let applied = apply_batch_expecting(&pool, &first, Expect::New)
-        .await
-        .unwrap();
-    assert_eq!(applied.counted, 3);
+    let apply = |events: &[u32], expect: Expect| {
+        let batch: Vec<MessageOutcome> = events.iter().copied().map(outcome).collect();
+        let pool = &pool;
+        async move { apply_batch_expecting(pool, &batch, expect).await.unwrap() }
+    };
+    assert_eq!(apply(&[1, 2, 3], Expect::New).await.counted, 3);
     // 2 and 3 again, with 4 and 5 new, expected new: the plain insert fails on 2.
-    let second: Vec<_> = (2..=5).map(outcome).collect();
-    let applied = apply_batch_expecting(&pool, &second, Expect::New)
-        .await
-        .unwrap();
+    let applied = apply(&[2, 3, 4, 5], Expect::New).await;
     assert_eq!((applied.counted, applied.sent), (2, 2));
     // 1, 5 again and 6 new, expected to repeat: skipped straight away.
-    let third: Vec<_> = [1, 5, 6].into_iter().map(outcome).collect();
-    let applied = apply_batch_expecting(&pool, &third, Expect::Duplicates)
-        .await
-        .unwrap();
-    assert_eq!(applied.counted, 1);
+    assert_eq!(apply(&[1, 5, 6], Expect::Duplicates).await.counted, 1);
     // Everything again, expected new: nothing more.
-    let all: Vec<_> = (1..=6).map(outcome).collect();
-    let applied = apply_batch_expecting(&pool, &all, Expect::New)
-        .await
-        .unwrap();
-    assert_eq!(applied.counted, 0);
+    assert_eq!(apply(&[1, 2, 3, 4, 5, 6], Expect::New).await.counted, 0);
     assert_eq!(sum_frequency(&pool).await, 6);
     assert_eq!(logged(&pool).await, 6);
     assert_eq!(
