@@ -10,6 +10,7 @@
 //! supervisor cancels the lost connection's token (`Broker::session_channel`), and every broker
 //! operation a session awaits is bounded (`answered`).
 
+pub mod acks;
 pub mod delivery;
 pub mod pipeline;
 pub mod publisher;
@@ -420,8 +421,9 @@ impl Session {
 }
 
 /// How a consuming session ends: stop taking deliveries, give the work in flight until `grace`
-/// to finish (and ack), then close the channel and the publisher. On a connection that is gone
-/// the work may never finish; what is abandoned was not acked and comes back as redeliveries.
+/// to finish (and ack), run `settle` (acks still owed for finished work), then close the channel
+/// and the publisher. On a connection that is gone the work may never finish; what is abandoned
+/// was not acked and comes back as redeliveries.
 pub async fn end_session(
     channel: &lapin::Channel,
     consumer: &lapin::Consumer,
@@ -429,6 +431,7 @@ pub async fn end_session(
     publisher: &Publisher,
     grace: Duration,
     role: &'static str,
+    settle: impl Future<Output = ()>,
 ) {
     let _ = answered(
         "cancelling the consumer",
@@ -449,6 +452,7 @@ pub async fn end_session(
         );
         tasks.abort_all();
     }
+    settle.await;
     let _ = answered(
         "closing the channel",
         channel.close(200, format!("{role} stopping").as_str().into()),

@@ -6,10 +6,13 @@
 //! off: park this copy until the next attempt is due); wait for the per-recipient gap and the
 //! process-wide rate; claim the attempt in PostgreSQL (another handler holds it: wait for its
 //! outcome); call the provider; record the answer; publish the outcome (or park the message in
-//! a retry delay queue after a transient error) and wait for the broker's confirm; only then ack.
+//! a retry delay queue after a transient error) and wait for the broker's confirm; only then ack,
+//! through the session's `AckWindow` (one multiple-ack for the deliveries finished meanwhile).
 //!
-//! Up to `sender.concurrency` deliveries are handled at once (the prefetch matches), so a slow
-//! provider does not serialise sends, and a retrying message never blocks the others.
+//! Up to `sender.concurrency` deliveries are handled at once, so a slow provider does not
+//! serialise sends, and a retrying message never blocks the others. The prefetch is a quarter
+//! larger: deliveries whose handlers are done wait a few milliseconds for their ack, and that
+//! wait must not take a sending slot.
 //!
 //! `reminder_events_consumed_total{role="sender"}` outcomes: `sent`, `failed` (this delivery
 //! produced the outcome), `duplicate` (the reminder already had it: re-published, nothing
@@ -28,12 +31,13 @@ use anyhow::Context as _;
 use chrono::Utc;
 use futures::StreamExt;
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicNackOptions};
+use lapin::options::BasicNackOptions;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::broker::acks::AckWindow;
 use crate::broker::delivery::with_raw_message;
 use crate::broker::publisher::Outgoing;
 use crate::broker::{
@@ -132,15 +136,6 @@ impl Next {
     }
 }
 
-/// Acks one reminder, bounded like every broker wait.
-async fn ack(delivery: &Delivery) -> Result<bool, lapin::Error> {
-    answered(
-        "acking a reminder",
-        delivery.acker.ack(BasicAckOptions::default()),
-    )
-    .await
-}
-
 impl Sender {
     pub fn new(ctx: AppContext, provider: Arc<dyn WhatsappProvider>) -> anyhow::Result<Sender> {
         let w = &ctx.settings.whatsapp;
@@ -190,7 +185,7 @@ impl Sender {
             &self.ctx.broker,
             &self.topology,
             &self.topology.sender_queue,
-            concurrency as u16,
+            prefetch(concurrency),
             shutdown,
         )
         .await?
@@ -202,6 +197,17 @@ impl Sender {
         let semaphore = Arc::new(Semaphore::new(concurrency));
         // Cancelled by a handler that lost the broker: the session is over.
         let broken = CancellationToken::new();
+        let acks = Arc::new(AckWindow::default());
+        let acks_stop = CancellationToken::new();
+        let acking = tokio::spawn({
+            let (acks, stop, broken) = (acks.clone(), acks_stop.clone(), broken.clone());
+            async move {
+                if let Err(e) = acks.run(&stop).await {
+                    tracing::warn!(error = %e, "could not ack finished reminders; they will be redelivered");
+                    broken.cancel();
+                }
+            }
+        });
         let mut tasks = JoinSet::new();
         let result: anyhow::Result<()> = loop {
             let permit = tokio::select! {
@@ -220,8 +226,10 @@ impl Sender {
                     None => break Err(anyhow::anyhow!("the broker cancelled the sender consumer")),
                 },
             };
+            acks.taken(&delivery);
             while tasks.try_join_next().is_some() {}
             let sender = self.clone();
+            let acks = acks.clone();
             let publisher = publisher.clone();
             let shutdown = shutdown.clone();
             let broken = broken.clone();
@@ -233,14 +241,21 @@ impl Sender {
                 async move {
                     let _permit = permit;
                     sender
-                        .handle_delivery(delivery, &publisher, &shutdown, &broken)
+                        .handle_delivery(delivery, &publisher, &acks, &shutdown, &broken)
                         .await;
                 }
                 .instrument(span),
             );
         };
         let grace = self.ctx.settings.runtime.shutdown_timeout();
-        crate::broker::end_session(&channel, &consumer, &mut tasks, &publisher, grace, ROLE).await;
+        let settle = async {
+            acks_stop.cancel();
+            let _ = acking.await;
+        };
+        crate::broker::end_session(
+            &channel, &consumer, &mut tasks, &publisher, grace, ROLE, settle,
+        )
+        .await;
         result
     }
 
@@ -248,11 +263,12 @@ impl Sender {
         &self,
         delivery: Delivery,
         publisher: &Publisher,
+        acks: &AckWindow,
         shutdown: &CancellationToken,
         broken: &CancellationToken,
     ) {
         match self.handle(&delivery, publisher, shutdown).await {
-            Ok(()) => {}
+            Ok(()) => acks.finished(&delivery),
             Err(HandleError::Shutdown) => {
                 // Unacked: the broker hands it out again when the channel closes.
             }
@@ -276,6 +292,8 @@ impl Sender {
                 {
                     tracing::warn!(error = %e, "could not requeue");
                     broken.cancel();
+                } else {
+                    acks.settled_elsewhere(&delivery);
                 }
             }
         }
@@ -309,7 +327,6 @@ impl Sender {
                     &e.to_string(),
                 )
                 .await?;
-                ack(delivery).await?;
                 self.ctx.metrics.dead_lettered(ROLE, e.code());
                 self.ctx
                     .metrics
@@ -325,7 +342,6 @@ impl Sender {
                     .expect("decide only returns final records");
                 publisher.publish_event(ty, &id, body).await?;
                 self.ctx.metrics.published(ty);
-                ack(delivery).await?;
                 let outcome = if duplicate {
                     "duplicate"
                 } else {
@@ -335,7 +351,6 @@ impl Sender {
             }
             Next::Retry { delay, outcome } => {
                 self.park(publisher, delivery, delay).await?;
-                ack(delivery).await?;
                 self.ctx.metrics.consumed(ROLE, MAINTENANCE_DUE, outcome);
             }
         }
@@ -687,6 +702,12 @@ impl DispatchRecord {
             "failed"
         }
     }
+}
+
+/// The sender's prefetch: its sending slots plus room for deliveries that are done and wait for
+/// their ack (`broker::acks`).
+fn prefetch(concurrency: usize) -> u16 {
+    (concurrency + concurrency.div_ceil(4)).min(u16::MAX as usize) as u16
 }
 
 /// How long a claim keeps other workers away: the provider call's time-out plus a margin for

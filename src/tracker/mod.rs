@@ -184,7 +184,16 @@ impl Tracker {
             });
         };
         let grace = self.ctx.settings.runtime.shutdown_timeout();
-        crate::broker::end_session(&channel, &consumer, &mut tasks, &publisher, grace, ROLE).await;
+        crate::broker::end_session(
+            &channel,
+            &consumer,
+            &mut tasks,
+            &publisher,
+            grace,
+            ROLE,
+            async {},
+        )
+        .await;
         result
     }
 

@@ -1,6 +1,14 @@
 //! Publishing with confirms against the real broker: what cannot be routed comes back as an
-//! error instead of disappearing.
+//! error instead of disappearing. A lost connection ends the session. Coalesced acks never
+//! settle a delivery still being handled.
 
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use lapin::options::{BasicConsumeOptions, BasicGetOptions, BasicQosOptions};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+use reminder::broker::acks::{AckWindow, Flushed};
 use reminder::broker::publisher::Outgoing;
 use reminder::broker::{Broker, PublishError, Publisher};
 use tokio_util::sync::CancellationToken;
@@ -92,4 +100,175 @@ async fn a_session_learns_its_connection_is_gone_and_the_next_one_gets_a_new_con
     assert!(again.status().connected());
     assert!(!lost_again.is_cancelled());
     shutdown.cancel();
+}
+
+/// A consumer on its own connection; closing the connection hands back what it did not ack.
+struct Consuming {
+    conn: Connection,
+    _channel: lapin::Channel,
+    _consumer: lapin::Consumer,
+}
+
+/// Five deliveries of `m1`..`m5` taken by a consumer, each registered with `window` as the
+/// sender does.
+async fn five_taken(
+    env: &TestEnv,
+    window: &AckWindow,
+) -> (Consuming, Vec<lapin::message::Delivery>) {
+    let amqp = env.amqp().await;
+    for i in 1..=5 {
+        amqp.publish(
+            "maintenance.due",
+            format!("m{i}").as_bytes(),
+            BasicProperties::default(),
+        )
+        .await;
+    }
+    let conn = Connection::connect(AMQP_URL, ConnectionProperties::default())
+        .await
+        .expect("RabbitMQ is up");
+    let channel = conn.create_channel().await.expect("channel");
+    channel
+        .basic_qos(10, BasicQosOptions::default())
+        .await
+        .expect("qos");
+    let mut consumer = channel
+        .basic_consume(
+            env.topology().sender_queue.as_str().into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("consume");
+    let mut taken = Vec::new();
+    for _ in 0..5 {
+        let d = consumer
+            .next()
+            .await
+            .expect("a delivery")
+            .expect("a delivery");
+        window.taken(&d);
+        taken.push(d);
+    }
+    let consuming = Consuming {
+        conn,
+        _channel: channel,
+        _consumer: consumer,
+    };
+    (consuming, taken)
+}
+
+/// The bodies the sender queue holds again once `conn` is closed.
+async fn handed_back(env: &TestEnv, consuming: Consuming) -> Vec<String> {
+    consuming
+        .conn
+        .close(200, "test done".into())
+        .await
+        .expect("close");
+    let amqp = env.amqp().await;
+    let mut back = Vec::new();
+    while let Some(m) = amqp
+        .channel
+        .basic_get(
+            env.topology().sender_queue.as_str().into(),
+            BasicGetOptions { no_ack: true },
+        )
+        .await
+        .expect("basic.get")
+    {
+        back.push(String::from_utf8_lossy(&m.delivery.data).into_owned());
+    }
+    back.sort();
+    back
+}
+
+#[tokio::test]
+async fn a_coalesced_ack_stops_short_of_a_delivery_whose_handler_is_still_running() {
+    let env = TestEnv::new();
+    let window = AckWindow::default();
+    let (conn, taken) = five_taken(&env, &window).await;
+
+    // m3's handler is still running; the others are done, out of order.
+    for i in [4, 0, 3, 1] {
+        window.finished(&taken[i]);
+    }
+    let flushed = window
+        .flush(Instant::now(), Duration::from_secs(60))
+        .await
+        .expect("acked");
+    assert_eq!(
+        flushed,
+        Flushed {
+            in_run: 2,
+            alone: 0,
+            waiting: 2
+        }
+    );
+
+    assert_eq!(handed_back(&env, conn).await, ["m3", "m4", "m5"]);
+}
+
+#[tokio::test]
+async fn a_finished_delivery_stuck_behind_a_running_one_is_acked_alone_once_it_has_waited() {
+    let env = TestEnv::new();
+    let window = AckWindow::default();
+    let (conn, taken) = five_taken(&env, &window).await;
+
+    // m1 is still running; m4 and m5 finish and wait behind it.
+    window.finished(&taken[3]);
+    window.finished(&taken[4]);
+    let now = Instant::now();
+    let early = window
+        .flush(now, Duration::from_millis(100))
+        .await
+        .expect("acked");
+    assert_eq!(
+        early,
+        Flushed {
+            in_run: 0,
+            alone: 0,
+            waiting: 2
+        }
+    );
+    let later = window
+        .flush(now + Duration::from_millis(100), Duration::from_millis(100))
+        .await
+        .expect("acked");
+    assert_eq!(
+        later,
+        Flushed {
+            in_run: 0,
+            alone: 2,
+            waiting: 0
+        }
+    );
+
+    // m2 was nacked by its handler; the window no longer waits for it, and m3 finishes.
+    taken[1]
+        .acker
+        .nack(lapin::options::BasicNackOptions {
+            requeue: true,
+            ..Default::default()
+        })
+        .await
+        .expect("nack");
+    window.settled_elsewhere(&taken[1]);
+    window.finished(&taken[2]);
+    window.finished(&taken[0]);
+    let rest = window
+        .flush(Instant::now(), Duration::from_secs(60))
+        .await
+        .expect("acked");
+    assert_eq!(
+        rest,
+        Flushed {
+            in_run: 2,
+            alone: 0,
+            waiting: 0
+        }
+    );
+
+    // Only the nacked one comes back (as a redelivery).
+    assert_eq!(handed_back(&env, conn).await, ["m2"]);
 }
