@@ -248,9 +248,14 @@ impl Sender {
             );
         };
         let grace = self.ctx.settings.runtime.shutdown_timeout();
+        // Bounded like the handlers: on a connection that is gone an ack can hang until the
+        // broker bound, and what it would have acked comes back anyway.
         let settle = async {
             acks_stop.cancel();
-            let _ = acking.await;
+            let abort = acking.abort_handle();
+            if tokio::time::timeout(grace, acking).await.is_err() {
+                abort.abort();
+            }
         };
         crate::broker::end_session(
             &channel, &consumer, &mut tasks, &publisher, grace, ROLE, settle,
