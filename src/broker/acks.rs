@@ -47,7 +47,7 @@ struct Finished {
     at: Instant,
 }
 
-/// What one pass settled, for tests and the caller's metrics.
+/// What one pass settled (`run` looks again while `waiting` is not 0).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Flushed {
     /// Deliveries covered by the pass's multiple-ack.
@@ -125,17 +125,12 @@ impl AckWindow {
                 }
                 run.push(entry.remove().expect("checked above"));
             }
-            let due: Vec<u64> = open
-                .iter()
-                .filter_map(|(tag, f)| {
+            let alone: Vec<Finished> = open
+                .extract_if(.., |_, f| {
                     f.as_ref()
-                        .filter(|f| now.saturating_duration_since(f.at) >= hold)
-                        .map(|_| *tag)
+                        .is_some_and(|f| now.saturating_duration_since(f.at) >= hold)
                 })
-                .collect();
-            let alone: Vec<Finished> = due
-                .iter()
-                .filter_map(|tag| open.remove(tag).flatten())
+                .filter_map(|(_, f)| f)
                 .collect();
             let waiting = open.values().filter(|f| f.is_some()).count();
             (run, alone, waiting)

@@ -91,8 +91,6 @@ enum HandleError {
     Shutdown,
     #[error(transparent)]
     Broker(#[from] PublishError),
-    #[error("broker: {0}")]
-    Ack(#[from] lapin::Error),
     #[error(transparent)]
     Database(sqlx::Error),
 }
@@ -277,7 +275,7 @@ impl Sender {
             Err(HandleError::Shutdown) => {
                 // Unacked: the broker hands it out again when the channel closes.
             }
-            Err(e @ (HandleError::Broker(_) | HandleError::Ack(_))) => {
+            Err(HandleError::Broker(e)) => {
                 tracing::warn!(error = %e, "broker failure while handling a reminder; it will be redelivered");
                 broken.cancel();
             }
