@@ -59,7 +59,7 @@ pub struct Opts {
     /// sender: reminders per throughput round.
     #[arg(long, default_value_t = 10_000)]
     pub sends: u64,
-    /// sender: sender.concurrency (sends in flight; also the prefetch).
+    /// sender: sender.concurrency (sends in flight; the prefetch is a quarter more).
     #[arg(long, default_value_t = 500)]
     pub sender_concurrency: usize,
     /// sender: the mock Cloud API's answer delay.
