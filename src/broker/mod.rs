@@ -420,10 +420,11 @@ impl Session {
     }
 }
 
-/// How a consuming session ends: stop taking deliveries, give the work in flight until `grace`
-/// to finish (and ack), run `settle` (acks still owed for finished work), then close the channel
-/// and the publisher. On a connection that is gone the work may never finish; what is abandoned
-/// was not acked and comes back as redeliveries.
+/// How a consuming session ends: stop taking deliveries, let the work in flight finish (and
+/// ack), run `settle` (acks still owed for finished work), then close the channel and the
+/// publisher. The work and `settle` share one `grace`, the shutdown timeout the README promises:
+/// on a connection that is gone they may never finish, and what is abandoned (dropped, so its
+/// guards abort what it started) was not acked and comes back as redeliveries.
 pub async fn end_session(
     channel: &lapin::Channel,
     consumer: &lapin::Consumer,
@@ -441,9 +442,12 @@ pub async fn end_session(
         ),
     )
     .await;
-    if tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} })
-        .await
-        .is_err()
+    let deadline = tokio::time::Instant::now() + grace;
+    if tokio::time::timeout_at(deadline, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await
+    .is_err()
     {
         tracing::warn!(
             role,
@@ -452,7 +456,14 @@ pub async fn end_session(
         );
         tasks.abort_all();
     }
-    settle.await;
+    // Polled at least once even when the handlers used up the time: acks that can go out
+    // without waiting still do.
+    if tokio::time::timeout_at(deadline, settle).await.is_err() {
+        tracing::warn!(
+            role,
+            "acks still owed after the shutdown timeout; those deliveries will be redelivered"
+        );
+    }
     let _ = answered(
         "closing the channel",
         channel.close(200, format!("{role} stopping").as_str().into()),

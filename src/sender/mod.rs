@@ -35,6 +35,7 @@ use lapin::options::BasicNackOptions;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 use tracing::Instrument;
 
 use crate::broker::acks::AckWindow;
@@ -246,14 +247,13 @@ impl Sender {
             );
         };
         let grace = self.ctx.settings.runtime.shutdown_timeout();
-        // Bounded like the handlers: on a connection that is gone an ack can hang until the
-        // broker bound, and what it would have acked comes back anyway.
+        // `end_session` drops this when the shutdown timeout passes first (on a connection
+        // that is gone an ack can hang until the broker bound), and the window's task goes
+        // with it: what it would have acked comes back anyway.
+        let acking = AbortOnDropHandle::new(acking);
         let settle = async {
             acks_stop.cancel();
-            let abort = acking.abort_handle();
-            if tokio::time::timeout(grace, acking).await.is_err() {
-                abort.abort();
-            }
+            let _ = acking.await;
         };
         crate::broker::end_session(
             &channel, &consumer, &mut tasks, &publisher, grace, ROLE, settle,

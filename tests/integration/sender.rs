@@ -613,6 +613,40 @@ async fn two_deliveries_of_one_reminder_handled_at_once_send_one_message() {
 }
 
 #[tokio::test]
+async fn a_shutdown_waits_for_a_hung_send_only_as_long_as_the_shutdown_timeout_and_leaves_it_queued()
+ {
+    let mock = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(cloud_api_ok("wamid.hung").set_delay(Duration::from_secs(60)))
+        .mount(&mock)
+        .await;
+    let mut env = cloud_api_env(&mock);
+    env.settings.whatsapp.request_timeout_ms = 120_000;
+    env.settings.runtime.shutdown_timeout_secs = 2;
+    let amqp = env.amqp().await;
+    let app = env.spawn(&[Role::Sender]).await;
+    amqp.publish_event(&maintenance_due(&new_id(), Uuid::new_v4(), Uuid::new_v4()))
+        .await;
+    wait_until(WAIT, || async { calls(&mock).await == 1 }).await;
+
+    let stopping = Instant::now();
+    app.stop().await;
+    let took = stopping.elapsed();
+
+    assert!(
+        took >= Duration::from_millis(1900),
+        "the send in flight was not given the shutdown timeout: stopped after {took:?}"
+    );
+    assert!(
+        took < Duration::from_secs(5),
+        "the shutdown took {took:?} with a 2 s timeout"
+    );
+    // Abandoned unacked: the broker holds it for the next sender.
+    let queue = env.topology().sender_queue;
+    wait_until(WAIT, || async { amqp.depth(&queue).await == 1 }).await;
+}
+
+#[tokio::test]
 async fn a_claimed_reminder_is_busy_for_other_handlers_until_its_outcome_is_recorded() {
     let env = TestEnv::new();
     let pool = env.pool().await;
