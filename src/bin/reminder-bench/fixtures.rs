@@ -10,11 +10,13 @@
 //! at the end so the measurements do not race autovacuum. Kept self-contained so another
 //! loader (e.g. a library fixture module) can replace it.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use chrono::NaiveDate;
+use sqlx::ConnectOptions as _;
 use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
 
 /// Loader connections working at once (this machine has two cores).
 const PARALLEL: u64 = 2;
@@ -30,6 +32,18 @@ pub struct Fleet {
     pub due: u64,
     pub run_date: NaiveDate,
     pub days_ahead: u32,
+}
+
+/// A pool of the loader's own on the database `pool` connects to. Its statements run for
+/// seconds by design; on the roles' pool each one logged sqlx's slow-statement warning, which
+/// is there for the roles under measurement.
+fn loader_pool(pool: &PgPool) -> PgPool {
+    let options = (*pool.connect_options())
+        .clone()
+        .log_slow_statements(tracing::log::LevelFilter::Off, Duration::ZERO);
+    PgPoolOptions::new()
+        .max_connections(PARALLEL as u32 + 1)
+        .connect_lazy_with(options)
 }
 
 /// Splits `0..n` into `PARALLEL` contiguous ranges with even boundaries (a customer's two
@@ -77,6 +91,13 @@ async fn parallel(pool: &PgPool, prelude: &str, sql: &str, n: u64) -> anyhow::Re
 /// Customers and vehicles. FK checks are skipped (`session_replication_role = replica`): the
 /// generated rows are consistent by construction and the per-row check would dominate.
 pub async fn load_fleet(pool: &PgPool, fleet: &Fleet) -> anyhow::Result<()> {
+    let loader = loader_pool(pool);
+    let loaded = load_fleet_with(&loader, fleet).await;
+    loader.close().await;
+    loaded
+}
+
+async fn load_fleet_with(pool: &PgPool, fleet: &Fleet) -> anyhow::Result<()> {
     let started = Instant::now();
     let customers = fleet.vehicles.div_ceil(2);
     parallel(
@@ -165,6 +186,13 @@ pub struct History {
 /// `last_message_date`. Message k (1-based) of vehicle i was sent at
 /// `now - (i % 150) days - (i * 37 % 86400) s - (k - 1) * 5 days`.
 pub async fn load_history(pool: &PgPool, reports: u64, messages: u64) -> anyhow::Result<History> {
+    let loader = loader_pool(pool);
+    let loaded = load_history_with(&loader, reports, messages).await;
+    loader.close().await;
+    loaded
+}
+
+async fn load_history_with(pool: &PgPool, reports: u64, messages: u64) -> anyhow::Result<History> {
     let per_report = messages / reports;
     let started = Instant::now();
     let base = "date_trunc('minute', now()) - (i % 150) * interval '1 day' - ((i * 37) % 86400) * interval '1 second'";
