@@ -13,6 +13,7 @@
 //! events), `db` (PostgreSQL), `broker` (RabbitMQ); by role: `producer`, `sender`, `tracker`,
 //! `api`; and the process: `startup`, `cli`, `demo`, `dead_letters`, `report_cli`.
 
+pub mod allocator;
 pub mod api;
 pub mod broker;
 pub mod cli;

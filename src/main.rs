@@ -2,10 +2,7 @@
 
 use clap::Parser;
 
-// glibc's malloc was a third of this process's CPU under load (many threads, many
-// short-lived buffers); jemalloc cut the CPU per reminder by a sixth at the same peak RSS.
-#[global_allocator]
-static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+reminder::jemalloc!();
 
 #[tokio::main]
 async fn main() {

@@ -1,5 +1,5 @@
 //! The command line: start-up refuses bad configuration naming the key, every command has
-//! help, `migrate` creates the database.
+//! help, `migrate` creates the database, the binary runs on the allocator settings it ships.
 
 use std::process::Command;
 
@@ -71,6 +71,22 @@ fn a_config_file_given_with_config_is_layered_and_checked() {
     assert_eq!(code, 1);
     assert!(err.contains("missing.toml"), "{err}");
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn the_binary_runs_on_jemalloc_returning_freed_pages_after_a_second() {
+    // jemalloc prints its options at exit when asked to; the binary's own settings come first.
+    let (code, _, err) = reminder(&["--version"], &[("_RJEM_MALLOC_CONF", "stats_print:true")]);
+    assert_eq!(code, 0);
+    assert!(
+        err.contains("opt.dirty_decay_ms: 1000 "),
+        "jemalloc's dirty pages are not decayed after 1 s: {}",
+        err.lines()
+            .filter(|l| l.contains("decay_ms"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
+    assert!(err.contains("opt.muzzy_decay_ms: 0 "));
 }
 
 #[test]

@@ -31,9 +31,9 @@ use clap::Parser;
 use ceilings::Ceilings;
 use common::Opts;
 
-// The same allocator as the `reminder` binary, so the figures are the shipped process's.
-#[global_allocator]
-static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+// The same allocator and settings as the `reminder` binary, so the figures are the shipped
+// process's.
+reminder::jemalloc!();
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "snake_case")]

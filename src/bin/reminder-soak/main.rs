@@ -35,8 +35,7 @@ use mock_provider::MockCloudApi;
 use services::{peak_rss_kib, start_postgres, start_rabbit};
 
 // The role processes are this binary, so it ships the `reminder` binary's allocator.
-#[global_allocator]
-static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+reminder::jemalloc!();
 
 #[derive(Debug, Parser)]
 #[command(about = "Soak test: reminders through every role with faults injected on a timer")]

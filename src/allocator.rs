@@ -1,0 +1,34 @@
+//! The allocator every reminder binary ships: jemalloc, handing freed memory back to the system
+//! after a second instead of after jemalloc's default ten.
+//!
+//! glibc's `malloc` and `free` were a third of the process's CPU under load (many threads, many
+//! short-lived buffers); jemalloc cut the CPU per reminder by a sixth. With its defaults, freed
+//! pages stay resident for 10 s (and then longer as "muzzy" pages), and they counted in the peak
+//! RSS: `reminder-bench e2e` peaked at 136-139 MiB with the defaults and at 121-124 MiB with
+//! `dirty_decay_ms:1000,muzzy_decay_ms:0`, at the same throughput within the noise (BENCHMARKS.md).
+//! `_RJEM_MALLOC_CONF` in the environment still overrides these settings.
+
+pub use tikv_jemallocator::Jemalloc;
+
+/// jemalloc's settings, as the C string it reads from the `malloc_conf` symbol.
+#[repr(transparent)]
+pub struct Conf(*const std::ffi::c_char);
+
+// SAFETY: the pointer is to a static C string that nothing writes.
+unsafe impl Sync for Conf {}
+
+pub const CONF: Conf = Conf(c"dirty_decay_ms:1000,muzzy_decay_ms:0".as_ptr());
+
+/// Makes jemalloc, with [`CONF`], the allocator of the binary whose root calls it. jemalloc
+/// looks its settings up as a symbol of the final binary, so each binary defines it: a static
+/// of the library would be left out by the linker, since jemalloc carries a weak default.
+#[macro_export]
+macro_rules! jemalloc {
+    () => {
+        #[global_allocator]
+        static GLOBAL: $crate::allocator::Jemalloc = $crate::allocator::Jemalloc;
+
+        #[unsafe(export_name = "_rjem_malloc_conf")]
+        static MALLOC_CONF: $crate::allocator::Conf = $crate::allocator::CONF;
+    };
+}
