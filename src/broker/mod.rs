@@ -456,8 +456,8 @@ pub async fn end_session(
         );
         tasks.abort_all();
     }
-    // Polled at least once even when the handlers used up the time: acks that can go out
-    // without waiting still do.
+    // What is left of the time. When the handlers used it all up, the acks owed are abandoned
+    // too: those deliveries come back and re-publish their recorded outcome without a send.
     if tokio::time::timeout_at(deadline, settle).await.is_err() {
         tracing::warn!(
             role,
