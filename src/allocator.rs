@@ -3,9 +3,10 @@
 //!
 //! glibc's `malloc` and `free` were a third of the process's CPU under load (many threads, many
 //! short-lived buffers); jemalloc cut the CPU per reminder by a sixth. With its defaults, freed
-//! pages stay resident for 10 s (and then longer as "muzzy" pages), and they counted in the peak
-//! RSS: `reminder-bench e2e` peaked at 136-139 MiB with the defaults and at 121-124 MiB with
-//! `dirty_decay_ms:1000,muzzy_decay_ms:0`, at the same throughput within the noise (BENCHMARKS.md).
+//! pages stay resident for 10 s (`dirty_decay_ms`), and they counted in the peak RSS:
+//! `reminder-bench e2e` peaked at 136-148 MiB with the defaults and at 121-128 MiB with 1 s, at
+//! the same throughput within the noise (BENCHMARKS.md). `muzzy_decay_ms:0` is this build's
+//! default already; it is spelled out so the pages are returned, not kept as "muzzy".
 //! `_RJEM_MALLOC_CONF` in the environment still overrides these settings.
 
 pub use tikv_jemallocator::Jemalloc;
