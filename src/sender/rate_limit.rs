@@ -12,11 +12,12 @@ use tokio::time::Instant;
 /// Hands out send slots `1 / rate` apart. A slot is reserved when asked for, so waiters are
 /// served in arrival order and the rate holds however many tasks ask at once.
 ///
-/// Slots are 1 % wider than `1 / rate`: between the slot and the provider receiving the request
-/// there are a few milliseconds of scheduling and network jitter, and without a margin two
-/// requests jittered in opposite directions put `rate + 1` into one second of the provider's
-/// clock (measured with the mock Cloud API). 80/s becomes 79.2/s, which tolerates 10 ms.
-const MARGIN: f64 = 1.01;
+/// Slots are 2.5 % wider than `1 / rate`: between the slot and the provider receiving the
+/// request there is scheduling and network jitter, and two requests jittered in opposite
+/// directions put `rate + 1` into one second of the provider's clock. A 1 % margin (10 ms)
+/// was not enough on a busy two-core machine: one round in a `reminder-bench all` run saw 81
+/// in a second at the mock Cloud API. 80/s becomes 78/s, which tolerates 25 ms.
+const MARGIN: f64 = 1.025;
 
 pub struct RateLimiter {
     interval: Option<Duration>,
@@ -155,11 +156,12 @@ mod tests {
             times.push(h.await.unwrap() - start);
         }
         times.sort();
-        // 30 sends at 10/s take 2.9 s; no window of one second holds more than 10.
+        // 30 sends at 10/s take 2.9 s; no window of one second holds more than 10, even when
+        // one send reaches the provider 20 ms later than the send ten after it.
         assert!(times[29] >= Duration::from_millis(2900));
         for (i, t) in times.iter().enumerate().skip(10) {
             assert!(
-                *t - times[i - 10] >= Duration::from_millis(999),
+                *t - times[i - 10] >= Duration::from_millis(1020),
                 "burst at {i}"
             );
         }
@@ -183,8 +185,12 @@ mod tests {
             times.push(h.await.unwrap() - start);
         }
         times.sort();
+        // With room for 20 ms of jitter on the way to the provider.
         for (i, t) in times.iter().enumerate().skip(10) {
-            assert!(*t - times[i - 10] >= Duration::from_secs(1), "burst at {i}");
+            assert!(
+                *t - times[i - 10] >= Duration::from_millis(1020),
+                "burst at {i}"
+            );
         }
     }
 
