@@ -23,7 +23,7 @@ use crate::ceilings::Ceilings;
 use crate::common::{self, Amqp, BenchEnv, Opts, guarded};
 use crate::fixtures::{self, Fleet};
 use crate::mock_provider::MockCloudApi;
-use crate::report::{Row, Summary, Table, Target, Unit, quantile};
+use crate::report::{Paired, Row, Summary, Table, Target, Unit, quantile};
 use reminder::domain::events::MAINTENANCE_DUE;
 use reminder::producer::{Producer, Trigger};
 use reminder::startup::{Application, Role};
@@ -31,6 +31,7 @@ use reminder::startup::{Application, Role};
 #[derive(Default)]
 struct Figures {
     rates: Vec<f64>,
+    paired: Paired,
     burst_p50: Vec<f64>,
     burst_max: Vec<f64>,
     paced_rate: Vec<f64>,
@@ -61,7 +62,15 @@ pub async fn run(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
         let mut f = Figures::default();
         let mut result = Ok(());
         for round in 0..o.rounds {
-            if let Err(e) = one_round(&env, &o, &mock, round, paced_rate, adaptive, &mut f).await {
+            let measured = async {
+                let ceiling = ceilings.publish_now().await?;
+                common::settle_after_ceiling().await;
+                one_round(&env, &o, &mock, round, paced_rate, adaptive, &mut f).await?;
+                let rate = *f.rates.last().expect("a finished round has its rate");
+                f.paired.push(ceiling, rate);
+                anyhow::Ok(())
+            };
+            if let Err(e) = measured.await {
                 result = Err(e);
                 break;
             }
@@ -85,6 +94,9 @@ pub async fn run(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
         .vs("publish", publish, Unit::PerSec)
         .target(Target::RatioAtLeast(0.25)),
     );
+    for row in f.paired.rows("publish", "burst throughput", 0.25) {
+        t.row(row);
+    }
     t.row(Row::new(
         "burst: scan start to counted, p50",
         Summary::of(&f.burst_p50),

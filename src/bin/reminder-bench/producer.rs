@@ -10,73 +10,78 @@ use tokio_util::sync::CancellationToken;
 use crate::ceilings::Ceilings;
 use crate::common::{self, Amqp, Opts, guarded};
 use crate::fixtures::{self, Fleet};
-use crate::report::{Row, Summary, Table, Target, Unit};
+use crate::report::{Paired, Row, Summary, Table, Target, Unit};
 use reminder::producer::{Producer, Trigger};
 
 pub async fn run(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
     let publish = ceilings.publish().await?;
     let o = opts.clone();
-    let (rates, peaks, before, load_secs) = guarded("producer", opts, move |env| async move {
-        let shutdown = CancellationToken::new();
-        let _stop = shutdown.clone().drop_guard();
-        let ctx = reminder::startup::connect(
-            env.settings.clone(),
-            "reminder-bench producer",
-            shutdown.clone(),
-        )
-        .await?;
-        let producer = Producer::new(ctx.clone())?;
-        let run_date = producer.today();
-        let loading = Instant::now();
-        fixtures::load_fleet(
-            &ctx.pool,
-            &Fleet {
-                vehicles: o.vehicles,
-                due: o.due,
-                run_date,
-                days_ahead: env.settings.producer.days_ahead,
-            },
-        )
-        .await?;
-        let load_secs = loading.elapsed().as_secs_f64();
-        anyhow::ensure!(
-            ctx.broker.connection(&shutdown).await.is_some(),
-            "no broker connection"
-        );
-        let amqp = Amqp::connect(&o.amqp_url).await?;
-        let topology = env.topology();
-        topology.declare(&amqp.channel).await?;
-        let before = common::rss_mb();
-        let mut rates = Vec::new();
-        let mut peaks = Vec::new();
-        for round in 0..o.rounds {
-            amqp.purge(&topology.sender_queue).await?;
-            common::reset_peak_rss();
-            let started = Instant::now();
-            let summary = producer
-                .scan(run_date, Trigger::Manual, None, &shutdown)
-                .await?;
-            let secs = started.elapsed().as_secs_f64();
-            peaks.push(common::peak_rss_mb());
+    let (rates, peaks, paired, before, load_secs) =
+        guarded("producer", opts, move |env| async move {
+            let shutdown = CancellationToken::new();
+            let _stop = shutdown.clone().drop_guard();
+            let ctx = reminder::startup::connect(
+                env.settings.clone(),
+                "reminder-bench producer",
+                shutdown.clone(),
+            )
+            .await?;
+            let producer = Producer::new(ctx.clone())?;
+            let run_date = producer.today();
+            let loading = Instant::now();
+            fixtures::load_fleet(
+                &ctx.pool,
+                &Fleet {
+                    vehicles: o.vehicles,
+                    due: o.due,
+                    run_date,
+                    days_ahead: env.settings.producer.days_ahead,
+                },
+            )
+            .await?;
+            let load_secs = loading.elapsed().as_secs_f64();
             anyhow::ensure!(
-                summary.events_published == o.due,
-                "round {round}: published {} events, expected {}",
-                summary.events_published,
+                ctx.broker.connection(&shutdown).await.is_some(),
+                "no broker connection"
+            );
+            let amqp = Amqp::connect(&o.amqp_url).await?;
+            let topology = env.topology();
+            topology.declare(&amqp.channel).await?;
+            let before = common::rss_mb();
+            let mut rates = Vec::new();
+            let mut peaks = Vec::new();
+            let mut paired = Paired::default();
+            for round in 0..o.rounds {
+                amqp.purge(&topology.sender_queue).await?;
+                let ceiling = ceilings.publish_now().await?;
+                common::settle_after_ceiling().await;
+                common::reset_peak_rss();
+                let started = Instant::now();
+                let summary = producer
+                    .scan(run_date, Trigger::Manual, None, &shutdown)
+                    .await?;
+                let secs = started.elapsed().as_secs_f64();
+                peaks.push(common::peak_rss_mb());
+                anyhow::ensure!(
+                    summary.events_published == o.due,
+                    "round {round}: published {} events, expected {}",
+                    summary.events_published,
+                    o.due
+                );
+                rates.push(summary.events_published as f64 / secs);
+                paired.push(ceiling, summary.events_published as f64 / secs);
+            }
+            let queued = amqp.depth(&topology.sender_queue).await?;
+            anyhow::ensure!(
+                queued == o.due,
+                "the sender queue holds {queued} events after a scan, expected {}",
                 o.due
             );
-            rates.push(summary.events_published as f64 / secs);
-        }
-        let queued = amqp.depth(&topology.sender_queue).await?;
-        anyhow::ensure!(
-            queued == o.due,
-            "the sender queue holds {queued} events after a scan, expected {}",
-            o.due
-        );
-        amqp.purge(&topology.sender_queue).await?;
-        amqp.close().await;
-        Ok((rates, peaks, before, load_secs))
-    })
-    .await?;
+            amqp.purge(&topology.sender_queue).await?;
+            amqp.close().await;
+            Ok((rates, peaks, paired, before, load_secs))
+        })
+        .await?;
     let mut t = Table::new(format!(
         "producer: scan of {} vehicles, {} due, pipelined publish (window {})",
         crate::report::thousands(opts.vehicles as f64),
@@ -92,6 +97,9 @@ pub async fn run(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
         .vs("publish", publish, Unit::PerSec)
         .target(Target::RatioAtLeast(0.5)),
     );
+    for row in paired.rows("publish", "scan + publish throughput", 0.5) {
+        t.row(row);
+    }
     t.row(Row::new(
         "peak RSS of the process during a scan",
         Summary::of(&peaks),

@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use crate::ceilings::Ceilings;
 use crate::common::{self, Amqp, BenchEnv, Opts, guarded};
-use crate::report::{Row, Summary, Table, Target, Unit};
+use crate::report::{Paired, Row, Summary, Table, Target, Unit};
 use reminder::broker::delivery::with_raw_message;
 use reminder::domain::events::MESSAGE_SENT;
 use reminder::domain::{IncomingEvent, MessageOutcome};
@@ -29,6 +29,7 @@ use reminder::tracker::Tracker;
 
 struct Figures {
     rates: Vec<f64>,
+    paired: Paired,
     statement: Vec<f64>,
     baseline: Vec<f64>,
     miscounted: Vec<f64>,
@@ -44,7 +45,7 @@ pub async fn run(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
     };
     let o = opts.clone();
     let f = guarded("tracker", opts, move |env| async move {
-        measure(&env, &o).await
+        measure(&env, &o, ceilings).await
     })
     .await?;
     let mut s = reminder::configuration::Settings::defaults().tracker;
@@ -69,6 +70,12 @@ pub async fn run(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
             .vs(ceiling_name, ceiling, Unit::PerSec)
             .target(Target::RatioAtLeast(0.6)),
     );
+    for row in f
+        .paired
+        .rows("min(PG upsert, consume)", "tracker events/s", 0.6)
+    {
+        t.row(row);
+    }
     t.row(
         Row::new(
             format!(
@@ -110,7 +117,7 @@ pub async fn run(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
     Ok(t.all_met())
 }
 
-async fn measure(env: &BenchEnv, o: &Opts) -> anyhow::Result<Figures> {
+async fn measure(env: &BenchEnv, o: &Opts, ceilings: &Ceilings) -> anyhow::Result<Figures> {
     let mut settings = env.settings.clone();
     if o.tracker_batch > 0 {
         settings.tracker.batch_size = o.tracker_batch;
@@ -137,12 +144,15 @@ async fn measure(env: &BenchEnv, o: &Opts) -> anyhow::Result<Figures> {
     let pool = ctx.pool.clone();
     let mut f = Figures {
         rates: vec![],
+        paired: Paired::default(),
         statement: vec![],
         baseline: vec![],
         miscounted: vec![],
     };
     let n = o.tracker_events;
     for round in 1..=o.rounds as u64 {
+        let ceiling = ceilings.tracker_now().await?;
+        common::settle_after_ceiling().await;
         queue_sent_events(&amqp, &topology.exchange, MESSAGE_SENT, seed, o, n).await?;
         let before = common::total_messages(&pool).await?;
         let tracker = Arc::new(Tracker::new(ctx.clone()));
@@ -162,6 +172,7 @@ async fn measure(env: &BenchEnv, o: &Opts) -> anyhow::Result<Figures> {
         stop.cancel();
         handle.await??;
         f.rates.push(n as f64 / secs);
+        f.paired.push(ceiling, n as f64 / secs);
         let (sum, reports, logged) = common::exact_counts(&pool).await?;
         f.miscounted.push((sum - (round * n) as i64) as f64);
         anyhow::ensure!(
