@@ -96,7 +96,8 @@ impl Unit {
             }
             Unit::MiB => format!("{v:.1} MiB"),
             Unit::Count => thousands(v),
-            Unit::Ratio => format!("{v:.2}"),
+            // Three places, so a median just under a target does not print as the target.
+            Unit::Ratio => format!("{v:.3}"),
         }
     }
 }
