@@ -10,6 +10,8 @@
 //! runs several rounds, prints median and spread (min..max), and removes what it created even
 //! when it fails or is interrupted. `all` measures the ceilings once, then runs each scenario in
 //! a child process of this binary (so a scenario's peak RSS is its own) with those ceilings.
+//! The scenarios with a ratio target also measure their ceiling just before each round and
+//! report that ratio too; a target is met when both ratios meet it.
 
 mod api;
 mod ceilings;
