@@ -1,6 +1,7 @@
 //! Logging with `tracing`: human-readable by default, JSON lines with
-//! `telemetry.format = "json"`. Filter from `RUST_LOG`, else `telemetry.level`. Logs go to
-//! stderr so commands that print results (`report export`, `dead list`) keep stdout clean.
+//! `telemetry.format = "json"`. Filter from `RUST_LOG`, else `telemetry.level`, with the AMQP
+//! client's own lines off unless the filter names them (`filter`). Logs go to stderr so
+//! commands that print results (`report export`, `dead list`) keep stdout clean.
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::ParseError;
@@ -12,10 +13,10 @@ use crate::configuration::{LogFormat, TelemetrySettings};
 /// tests rely on.
 pub fn init(settings: &TelemetrySettings) {
     let filter = std::env::var("RUST_LOG")
-        .map_err(|_| ())
-        .and_then(|spec| filter(&spec).map_err(|_| ()))
-        .or_else(|_| filter(&settings.level))
-        .unwrap_or_else(|_| EnvFilter::new("info").add_directive(lapin_off()));
+        .ok()
+        .and_then(|spec| filter(&spec).ok())
+        .or_else(|| filter(&settings.level).ok())
+        .unwrap_or_else(|| filter("info").expect("a valid filter"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -40,12 +41,8 @@ fn filter(spec: &str) -> Result<EnvFilter, ParseError> {
     Ok(if spec.contains("lapin") {
         filter
     } else {
-        filter.add_directive(lapin_off())
+        filter.add_directive("lapin=off".parse().expect("a valid directive"))
     })
-}
-
-fn lapin_off() -> tracing_subscriber::filter::Directive {
-    "lapin=off".parse().expect("a valid directive")
 }
 
 #[cfg(test)]

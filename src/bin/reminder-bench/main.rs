@@ -152,7 +152,9 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
 
 /// The ceilings here, then each scenario in a child process with those ceilings.
 async fn run_all(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
+    let started = Instant::now();
     let mut ok = ceilings::run(ceilings).await?;
+    println!("(ceilings took {:.0} s)", started.elapsed().as_secs_f64());
     let measured = ceilings.measured_all().await?;
     let input = serde_json::to_string(&ChildInput {
         opts: opts.clone(),
@@ -176,6 +178,7 @@ async fn run_all(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
         Scenario::Api,
         Scenario::E2e,
     ] {
+        let started = Instant::now();
         let status = tokio::process::Command::new(&exe)
             .arg(scenario.name())
             .env(CHILD_ENV, &input)
@@ -183,6 +186,11 @@ async fn run_all(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
             .status()
             .await
             .with_context(|| format!("starting the {} scenario", scenario.name()))?;
+        println!(
+            "({} took {:.0} s)",
+            scenario.name(),
+            started.elapsed().as_secs_f64()
+        );
         match status.code() {
             Some(0) => {}
             Some(2) => ok = false,
