@@ -91,7 +91,9 @@ impl Ceilings {
     /// and database of its own, so nothing it publishes reaches the scenario, and a scenario
     /// calls it only while its own work is idle.
     pub async fn publish_now(&self) -> anyhow::Result<f64> {
-        Ok(measure_publish(&self.beside_a_round()).await?.median)
+        let publish = measure_publish(&self.beside_a_round()).await?.median;
+        settle().await;
+        Ok(publish)
     }
 
     /// The lower of the consume and PostgreSQL-upsert ceilings, measured now: the tracker's
@@ -99,6 +101,7 @@ impl Ceilings {
     pub async fn tracker_now(&self) -> anyhow::Result<f64> {
         let consume = measure_consume(&self.beside_a_round()).await?.median;
         let pg = measure_pg_upsert(&self.beside_a_round()).await?.median;
+        settle().await;
         Ok(consume.min(pg))
     }
 
@@ -123,6 +126,13 @@ impl Ceilings {
             pg_upsert: self.pg_upsert().await?,
         })
     }
+}
+
+/// After a ceiling measured beside a round, before the round starts: its connections and
+/// buffers are gone and jemalloc has handed their pages back (`dirty_decay_ms` 1000), so they
+/// count in neither the round's time nor its peak RSS.
+async fn settle() {
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
 }
 
 /// Sizes of the messages the ceilings use: what the producer and the sender publish.

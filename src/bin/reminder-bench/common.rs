@@ -327,13 +327,6 @@ fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "unknown panic".into())
 }
 
-/// After a ceiling measured beside a round, before the round starts: its connections and
-/// buffers are gone and jemalloc has handed their pages back (`dirty_decay_ms` 1000), so they
-/// count in neither the round's time nor its peak RSS.
-pub async fn settle_after_ceiling() {
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-}
-
 /// Polls `check` every `every` until it yields a value; fails after `timeout` with `what`.
 pub async fn poll<T, F, Fut>(
     what: &str,

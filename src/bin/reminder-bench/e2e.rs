@@ -64,7 +64,6 @@ pub async fn run(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
         for round in 0..o.rounds {
             let measured = async {
                 let ceiling = ceilings.publish_now().await?;
-                common::settle_after_ceiling().await;
                 one_round(&env, &o, &mock, round, paced_rate, adaptive, &mut f).await?;
                 let rate = *f.rates.last().expect("a finished round has its rate");
                 f.paired.push(ceiling, rate);

@@ -54,7 +54,6 @@ pub async fn run(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
             for round in 0..o.rounds {
                 amqp.purge(&topology.sender_queue).await?;
                 let ceiling = ceilings.publish_now().await?;
-                common::settle_after_ceiling().await;
                 common::reset_peak_rss();
                 let started = Instant::now();
                 let summary = producer

@@ -152,7 +152,6 @@ async fn measure(env: &BenchEnv, o: &Opts, ceilings: &Ceilings) -> anyhow::Resul
     let n = o.tracker_events;
     for round in 1..=o.rounds as u64 {
         let ceiling = ceilings.tracker_now().await?;
-        common::settle_after_ceiling().await;
         queue_sent_events(&amqp, &topology.exchange, MESSAGE_SENT, seed, o, n).await?;
         let before = common::total_messages(&pool).await?;
         let tracker = Arc::new(Tracker::new(ctx.clone()));
