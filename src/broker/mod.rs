@@ -422,9 +422,11 @@ impl Session {
 
 /// How a consuming session ends: stop taking deliveries, let the work in flight finish (and
 /// ack), run `settle` (acks still owed for finished work), then close the channel and the
-/// publisher. The work and `settle` share one `grace`, the shutdown timeout the README promises:
-/// on a connection that is gone they may never finish, and what is abandoned (dropped, so its
-/// guards abort what it started) was not acked and comes back as redeliveries.
+/// publisher. Cancelling, the work and `settle` share one `grace`, the shutdown timeout the
+/// README promises: on a connection that is gone or a broker that stopped answering they may
+/// never finish, and what is abandoned (dropped, so its guards abort what it started) was not
+/// acked and comes back as redeliveries. Closing gets what is left of `grace`, and at least
+/// `CLOSE_BOUND` after it.
 pub async fn end_session(
     channel: &lapin::Channel,
     consumer: &lapin::Consumer,
@@ -434,15 +436,21 @@ pub async fn end_session(
     role: &'static str,
     settle: impl Future<Output = ()>,
 ) {
-    let _ = answered(
-        "cancelling the consumer",
-        channel.basic_cancel(
-            consumer.tag(),
-            lapin::options::BasicCancelOptions::default(),
+    let deadline = tokio::time::Instant::now() + grace;
+    // Bounded by the deadline, not only by `answered`: a broker that stopped answering would
+    // otherwise hold every stopping session for `ANSWER_TIMEOUT` before its work is even looked
+    // at (measured: the process's own last resort ended it instead, 5 s after the timeout).
+    let _ = tokio::time::timeout_at(
+        deadline,
+        answered(
+            "cancelling the consumer",
+            channel.basic_cancel(
+                consumer.tag(),
+                lapin::options::BasicCancelOptions::default(),
+            ),
         ),
     )
     .await;
-    let deadline = tokio::time::Instant::now() + grace;
     if tokio::time::timeout_at(deadline, async {
         while tasks.join_next().await.is_some() {}
     })
@@ -464,13 +472,28 @@ pub async fn end_session(
             "acks still owed after the shutdown timeout; those deliveries will be redelivered"
         );
     }
-    let _ = answered(
-        "closing the channel",
-        channel.close(200, format!("{role} stopping").as_str().into()),
-    )
+    // A close hands what this session did not ack back to the queue at once; a broker that
+    // does not answer it learns the same when the process's connection closes.
+    let close_by = deadline.max(tokio::time::Instant::now() + CLOSE_BOUND);
+    let closed = tokio::time::timeout_at(close_by, async {
+        let _ = answered(
+            "closing the channel",
+            channel.close(200, format!("{role} stopping").as_str().into()),
+        )
+        .await;
+        publisher.close().await;
+    })
     .await;
-    publisher.close().await;
+    if closed.is_err() {
+        tracing::warn!(
+            role,
+            "RabbitMQ did not answer the channel close; leaving it to the connection's end"
+        );
+    }
 }
+
+/// How long a stopping session waits for its channels to close after the shutdown timeout.
+const CLOSE_BOUND: Duration = Duration::from_secs(1);
 
 /// `host:port` of a node URL, without credentials, for logs.
 pub fn node_host(url: &str) -> String {

@@ -2,9 +2,10 @@
 //! resumes consuming and republishes what was not confirmed; nothing is lost, nothing is sent
 //! or counted twice, and `/readyz` says 503 while the broker is away. A resource alarm that
 //! blocks publishing for longer than any broker wait is bounded pauses the roles and ends no
-//! session.
+//! session. A broker that stops answering altogether does not hold a stopping process past its
+//! shutdown timeout, and what it left unconfirmed is neither lost nor sent again.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reminder::producer::{Producer, Trigger};
 use reminder::startup::Role;
@@ -197,4 +198,69 @@ async fn a_memory_alarm_longer_than_the_answer_bound_pauses_the_roles_without_en
         100.0
     );
     app.stop().await;
+}
+
+#[tokio::test]
+#[ignore = "disrupts shared services: cargo test --test faults -- --ignored --test-threads=1"]
+async fn sigterm_while_the_broker_stops_answering_exits_within_the_shutdown_timeout_and_loses_nothing()
+ {
+    let mock = MockServer::start().await;
+    // Slow enough that the broker freezes while every send waits for its answer: the outcomes
+    // are then recorded, but neither their publishes nor the acks can be confirmed.
+    let sends = SendLog::mount(&mock, Duration::from_millis(1500)).await;
+    let mut env = TestEnv::new();
+    env.use_cloud_api(&mock);
+    env.settings.whatsapp.request_timeout_ms = 5000;
+    let pool = env.pool().await;
+    {
+        let amqp = env.amqp().await;
+        publish_all(&amqp, &reminders(10)).await;
+    }
+    let shutdown_timeout = Duration::from_secs(2);
+    let mut child = Child::spawn(
+        &env,
+        &["sender", "tracker"],
+        &[(
+            "REMINDER__RUNTIME__SHUTDOWN_TIMEOUT_SECS",
+            &shutdown_timeout.as_secs().to_string(),
+        )],
+    );
+    wait_until(Duration::from_secs(30), || async { sends.calls() == 10 }).await;
+
+    let frozen = BrokerFrozen::freeze().await;
+    child.sigterm();
+    let started = Instant::now();
+    // Each role gets the shutdown timeout, and a second after it to close its channels
+    // (broker::end_session); every wait on the broker beyond that is abandoned. The process's
+    // own last resort, five seconds after the timeout (startup.rs), must not be what ends it:
+    // it did, at 7.0 s, while cancelling the consumer waited for an answer outside the timeout.
+    let bound = shutdown_timeout + Duration::from_secs(3);
+    let status = loop {
+        if let Some(status) = child.process.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < bound,
+            "the process was still running {bound:?} after SIGTERM, with the broker frozen"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "exit status {status:?}");
+    let recorded: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM reminder_dispatch WHERE status = 'sent'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        recorded, 10,
+        "every answer was recorded, although its outcome could not be published"
+    );
+    frozen.thaw().await;
+
+    // Whatever the broker took in before it froze (publishes, acks) it handles now; what was
+    // not acked comes back, and the sender finds each reminder already sent.
+    let _child = Child::spawn(&env, &["sender", "tracker"], &[]);
+    assert_counted_exactly(&pool, 10, Duration::from_secs(60)).await;
+    assert_eq!(sends.calls(), 10, "no reminder was sent again");
+    assert_eq!(sends.repeated(), vec![]);
 }

@@ -348,6 +348,50 @@ impl Drop for MemoryAlarm {
     }
 }
 
+/// RabbitMQ's Erlang VM is stopped (SIGSTOP) while this lives: its connections stay open and
+/// the kernel still takes in what is written to them, but nothing is read or answered, as with a
+/// hung broker or a network that drops every packet. SIGCONT on drop, also when a test fails.
+pub struct BrokerFrozen {
+    pid: String,
+}
+
+impl BrokerFrozen {
+    pub async fn freeze() -> BrokerFrozen {
+        let pid = tokio::task::spawn_blocking(|| {
+            let out = Command::new("rabbitmqctl")
+                .args(["-q", "eval", "os:getpid()."])
+                .stdin(Stdio::null())
+                .output()
+                .expect("rabbitmqctl eval");
+            String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .trim_matches('"')
+                .to_string()
+        })
+        .await
+        .unwrap();
+        assert!(pid.parse::<u32>().is_ok(), "RabbitMQ's OS pid, not {pid:?}");
+        assert!(quiet("kill", &["-STOP", &pid]), "kill -STOP {pid}");
+        BrokerFrozen { pid }
+    }
+
+    /// Lets the broker run again and waits until it answers.
+    pub async fn thaw(self) {
+        drop(self);
+        tokio::task::spawn_blocking(|| {
+            quiet("rabbitmqctl", &["-q", "await_startup", "--timeout", "60"])
+        })
+        .await
+        .unwrap();
+    }
+}
+
+impl Drop for BrokerFrozen {
+    fn drop(&mut self) {
+        quiet("kill", &["-CONT", &self.pid]);
+    }
+}
+
 /// The value of one series in a Prometheus text exposition (0 when it is absent).
 pub fn metric(exposition: &str, series: &str) -> f64 {
     exposition
