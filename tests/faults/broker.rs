@@ -216,6 +216,7 @@ async fn sigterm_while_the_broker_stops_answering_exits_within_the_shutdown_time
         let amqp = env.amqp().await;
         publish_all(&amqp, &reminders(10)).await;
     }
+    let broker = BrokerFrozen::broker_pid().await;
     let shutdown_timeout = Duration::from_secs(2);
     let mut child = Child::spawn(
         &env,
@@ -227,7 +228,7 @@ async fn sigterm_while_the_broker_stops_answering_exits_within_the_shutdown_time
     );
     wait_until(Duration::from_secs(30), || async { sends.calls() == 10 }).await;
 
-    let frozen = BrokerFrozen::freeze().await;
+    let frozen = BrokerFrozen::freeze(broker);
     child.sigterm();
     let started = Instant::now();
     // Each role gets the shutdown timeout, and a second after it to close its channels
@@ -246,6 +247,11 @@ async fn sigterm_while_the_broker_stops_answering_exits_within_the_shutdown_time
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(status.success(), "exit status {status:?}");
+    assert!(
+        started.elapsed() >= shutdown_timeout,
+        "the process stopped before its shutdown timeout: the broker froze too late to hold \
+         the outcomes, and this test showed nothing"
+    );
     let recorded: i64 =
         sqlx::query_scalar("SELECT count(*) FROM reminder_dispatch WHERE status = 'sent'")
             .fetch_one(&pool)

@@ -356,7 +356,9 @@ pub struct BrokerFrozen {
 }
 
 impl BrokerFrozen {
-    pub async fn freeze() -> BrokerFrozen {
+    /// RabbitMQ's OS pid. `rabbitmqctl` takes a second or more, so look it up before the
+    /// moment to freeze comes.
+    pub async fn broker_pid() -> u32 {
         let pid = tokio::task::spawn_blocking(|| {
             let out = Command::new("rabbitmqctl")
                 .args(["-q", "eval", "os:getpid()."])
@@ -370,7 +372,12 @@ impl BrokerFrozen {
         })
         .await
         .unwrap();
-        assert!(pid.parse::<u32>().is_ok(), "RabbitMQ's OS pid, not {pid:?}");
+        pid.parse()
+            .unwrap_or_else(|_| panic!("RabbitMQ's OS pid, not {pid:?}"))
+    }
+
+    pub fn freeze(pid: u32) -> BrokerFrozen {
+        let pid = pid.to_string();
         assert!(quiet("kill", &["-STOP", &pid]), "kill -STOP {pid}");
         BrokerFrozen { pid }
     }
