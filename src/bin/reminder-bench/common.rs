@@ -119,8 +119,9 @@ pub struct Opts {
     #[arg(long, default_value_t = 0)]
     pub paced_rate: u64,
 
-    /// database.max_connections of the roles under test (pool size per process).
-    #[arg(long, default_value_t = 20)]
+    /// database.max_connections of the roles under test (pool size per process; the shipped
+    /// default).
+    #[arg(long, default_value_t = 8)]
     pub db_connections: u32,
 
     /// Log filter for reminder's own logs (RUST_LOG overrides).
