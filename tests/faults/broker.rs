@@ -236,29 +236,23 @@ async fn sigterm_while_the_broker_stops_answering_exits_within_the_shutdown_time
     // own last resort, five seconds after the timeout (startup.rs), must not be what ends it:
     // it did, at 7.0 s, while cancelling the consumer waited for an answer outside the timeout.
     let bound = shutdown_timeout + Duration::from_secs(3);
-    let status = loop {
-        if let Some(status) = child.process.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            started.elapsed() < bound,
-            "the process was still running {bound:?} after SIGTERM, with the broker frozen"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = child
+        .exit_within(
+            bound,
+            &format!(
+                "the process was still running {bound:?} after SIGTERM, with the broker frozen"
+            ),
+        )
+        .await;
     assert!(status.success(), "exit status {status:?}");
     assert!(
         started.elapsed() >= shutdown_timeout,
         "the process stopped before its shutdown timeout: the broker froze too late to hold \
          the outcomes, and this test showed nothing"
     );
-    let recorded: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM reminder_dispatch WHERE status = 'sent'")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
     assert_eq!(
-        recorded, 10,
+        recorded_sends(&pool).await,
+        10,
         "every answer was recorded, although its outcome could not be published"
     );
     frozen.thaw().await;

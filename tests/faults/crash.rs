@@ -2,7 +2,7 @@
 //! nothing twice once started again; one stopped with SIGTERM finishes what it has in flight
 //! and exits 0. Memory stays bounded under a flood of due events.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use wiremock::MockServer;
 
@@ -104,25 +104,19 @@ async fn sigterm_finishes_the_sends_in_flight_acks_them_and_exits_zero() {
     );
     wait_until(Duration::from_secs(30), || async { sends.calls() == 10 }).await;
     child.sigterm();
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.process.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the process did not exit within the shutdown timeout"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = child
+        .exit_within(
+            Duration::from_secs(20),
+            "the process did not exit within the shutdown timeout",
+        )
+        .await;
     assert!(status.success(), "exit status {status:?}");
 
-    let sent: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM reminder_dispatch WHERE status = 'sent'")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-    assert_eq!(sent, 10, "every send in flight was recorded before exiting");
+    assert_eq!(
+        recorded_sends(&pool).await,
+        10,
+        "every send in flight was recorded before exiting"
+    );
     assert_eq!(
         amqp.depth(&env.topology().sender_queue).await,
         0,

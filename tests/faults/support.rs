@@ -260,6 +260,18 @@ impl Child {
         quiet("kill", &["-TERM", &self.pid().to_string()]);
     }
 
+    /// Waits for the process to exit, failing with `what` once `bound` has passed.
+    pub async fn exit_within(&mut self, bound: Duration, what: &str) -> std::process::ExitStatus {
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.process.try_wait().unwrap() {
+                return status;
+            }
+            assert!(started.elapsed() < bound, "{what}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Peak resident memory so far (VmHWM), in KiB.
     pub fn peak_rss_kib(&self) -> Option<u64> {
         peak_rss_kib(self.pid())
@@ -397,6 +409,14 @@ impl Drop for BrokerFrozen {
     fn drop(&mut self) {
         quiet("kill", &["-CONT", &self.pid]);
     }
+}
+
+/// Reminders whose send is recorded (`reminder_dispatch.status = 'sent'`).
+pub async fn recorded_sends(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM reminder_dispatch WHERE status = 'sent'")
+        .fetch_one(pool)
+        .await
+        .unwrap()
 }
 
 /// The value of one series in a Prometheus text exposition (0 when it is absent).
