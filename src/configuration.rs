@@ -187,6 +187,8 @@ pub struct HttpSettings {
     pub api_token: Secret,
     pub request_timeout_ms: u64,
     pub max_concurrent_requests: usize,
+    /// Size of the API's own read-only pool (the roles' pool is `database.max_connections`).
+    pub db_connections: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -270,6 +272,7 @@ impl std::fmt::Debug for HttpSettings {
             .field("api_token", &self.api_token)
             .field("request_timeout_ms", &self.request_timeout_ms)
             .field("max_concurrent_requests", &self.max_concurrent_requests)
+            .field("db_connections", &self.db_connections)
             .finish()
     }
 }
@@ -416,6 +419,9 @@ impl Settings {
                 "must be at least 1",
             ));
         }
+        if self.http.db_connections == 0 {
+            return Err(invalid("http.db_connections", "must be at least 1"));
+        }
         if self.alerts.window_days == 0 {
             return Err(invalid("alerts.window_days", "must be at least 1"));
         }
@@ -556,6 +562,14 @@ mod tests {
                 .to_string()
                 .contains("whatsapp.cloud_api.base_url")
         );
+    }
+
+    #[test]
+    fn an_api_pool_of_no_connections_names_its_key() {
+        let mut s = Settings::defaults();
+        s.http.db_connections = 0;
+        let err = s.validate().unwrap_err().to_string();
+        assert!(err.contains("http.db_connections"), "{err}");
     }
 
     #[test]

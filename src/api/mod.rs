@@ -110,6 +110,7 @@ pub fn router(ctx: AppContext) -> anyhow::Result<Router> {
 fn api_pool(ctx: &AppContext) -> anyhow::Result<PgPool> {
     crate::db::read_only_pool(
         &ctx.settings.database,
+        ctx.settings.http.db_connections,
         Duration::from_millis(ctx.settings.http.request_timeout_ms),
     )
 }

@@ -41,6 +41,7 @@ pub fn pool(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
 /// client sends can change data or keep a query running after its request gave up.
 pub fn read_only_pool(
     settings: &DatabaseSettings,
+    connections: u32,
     statement_timeout: Duration,
 ) -> anyhow::Result<PgPool> {
     let options = connect_options(&settings.url)?.options([
@@ -52,7 +53,7 @@ pub fn read_only_pool(
             statement_timeout.as_millis().to_string(),
         ),
     ]);
-    Ok(read_pool_options(settings).connect_lazy_with(options))
+    Ok(read_pool_options(settings, connections).connect_lazy_with(options))
 }
 
 /// How long a pooled connection may sit idle before it is checked (a round trip) on its way
@@ -66,9 +67,9 @@ const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
 /// there it made no difference we could measure (`reminder-bench e2e`, four alternating runs of
 /// each: 2,857-3,702 /s with it, 2,897-3,661 /s without: the machine's noise), and with it a
 /// connection PostgreSQL dropped is replaced before a statement instead of failing one.
-fn read_pool_options(settings: &DatabaseSettings) -> PgPoolOptions {
+fn read_pool_options(settings: &DatabaseSettings, connections: u32) -> PgPoolOptions {
     PgPoolOptions::new()
-        .max_connections(settings.max_connections)
+        .max_connections(connections)
         .acquire_timeout(Duration::from_millis(settings.acquire_timeout_ms))
         .test_before_acquire(false)
         .before_acquire(|conn, meta| {

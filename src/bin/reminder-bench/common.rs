@@ -124,6 +124,10 @@ pub struct Opts {
     #[arg(long, default_value_t = 8)]
     pub db_connections: u32,
 
+    /// http.db_connections of the API under test (its own read-only pool; the shipped default).
+    #[arg(long, default_value_t = 4)]
+    pub api_db_connections: u32,
+
     /// Log filter for reminder's own logs (RUST_LOG overrides).
     #[arg(long, default_value = "warn")]
     pub log: String,
@@ -180,6 +184,7 @@ impl BenchEnv {
         let mut s = Settings::defaults();
         s.database.url = opts.database_url(&db);
         s.database.max_connections = opts.db_connections;
+        s.http.db_connections = opts.api_db_connections;
         s.amqp.url = opts.amqp_url.clone();
         s.amqp.exchange = format!("bench-{id}.events");
         s.amqp.queue_prefix = format!("bench-{id}.");
