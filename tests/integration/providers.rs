@@ -3,9 +3,14 @@
 //! failure is classified (transient or permanent, and the `error_code` it carries).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::NaiveDate;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
 use reminder::configuration::{ProviderKind, Secret, Settings, WhatsappSettings};
 use reminder::domain::{CountryCode, PhoneNumber};
 use reminder::sender::providers::{self, ErrorClass, OutboundMessage, SendError};
@@ -378,4 +383,99 @@ async fn the_log_provider_succeeds_without_credentials() {
     let id = send(&settings).await.expect("sent");
 
     assert_eq!(id, "log.rem-1");
+}
+
+/// A Cloud API stand-in that records the HTTP version of each request and counts the
+/// connections it accepted (wiremock shows neither).
+struct VersionRecorder {
+    url: String,
+    versions: Arc<Mutex<Vec<axum::http::Version>>>,
+    connections: Arc<AtomicUsize>,
+}
+
+impl VersionRecorder {
+    async fn start() -> VersionRecorder {
+        let versions = Arc::new(Mutex::new(Vec::new()));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let seen = versions.clone();
+        let app = axum::Router::new().route(
+            "/{version}/{phone_number_id}/messages",
+            axum::routing::post(move |version: axum::http::Version| async move {
+                seen.lock().unwrap().push(version);
+                // Held a moment, so concurrent sends are in flight together.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                axum::Json(json!({
+                    "messaging_product": "whatsapp",
+                    "contacts": [{"input": "6281234567890", "wa_id": "6281234567890"}],
+                    "messages": [{"id": "wamid.version"}]
+                }))
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let accepted = connections.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                accepted.fetch_add(1, Ordering::SeqCst);
+                let service = TowerToHyperService::new(app.clone());
+                tokio::spawn(async move {
+                    let _ = auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        VersionRecorder {
+            url,
+            versions,
+            connections,
+        }
+    }
+
+    fn settings(&self, http2_prior_knowledge: bool) -> WhatsappSettings {
+        let mut w = Settings::defaults().whatsapp;
+        w.provider = ProviderKind::CloudApi;
+        w.cloud_api.base_url = self.url.clone();
+        w.cloud_api.phone_number_id = PHONE_NUMBER_ID.into();
+        w.cloud_api.access_token = Secret::new(ACCESS_TOKEN);
+        w.request_timeout_ms = 2000;
+        w.http2_prior_knowledge = http2_prior_knowledge;
+        w
+    }
+}
+
+/// Sends `n` messages at once through one provider built from `settings`.
+async fn send_concurrently(settings: &WhatsappSettings, n: usize) {
+    let provider = providers::from_settings(settings).expect("the provider builds");
+    let messages: Vec<OutboundMessage> = (0..n).map(|i| message(&format!("rem-{i}"))).collect();
+    let sends = messages.iter().map(|m| provider.send(m));
+    for result in futures::future::join_all(sends).await {
+        result.expect("sent");
+    }
+}
+
+#[tokio::test]
+async fn concurrent_sends_share_one_http2_connection_when_the_provider_is_said_to_speak_it() {
+    let server = VersionRecorder::start().await;
+
+    send_concurrently(&server.settings(true), 5).await;
+
+    assert_eq!(
+        *server.versions.lock().unwrap(),
+        vec![axum::http::Version::HTTP_2; 5]
+    );
+    assert_eq!(server.connections.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn concurrent_sends_to_an_http_url_use_http1_connections_by_default() {
+    let server = VersionRecorder::start().await;
+
+    send_concurrently(&server.settings(false), 5).await;
+
+    assert_eq!(
+        *server.versions.lock().unwrap(),
+        vec![axum::http::Version::HTTP_11; 5]
+    );
+    assert_eq!(server.connections.load(Ordering::SeqCst), 5);
 }

@@ -65,6 +65,10 @@ pub struct Opts {
     /// sender: the mock Cloud API's answer delay.
     #[arg(long, default_value_t = 100)]
     pub provider_delay_ms: u64,
+    /// sender, e2e: speak HTTP/1.1 to the mock Cloud API, a connection per send in flight,
+    /// instead of HTTP/2 over one connection (what the real https API negotiates).
+    #[arg(long)]
+    pub provider_http1: bool,
     /// sender: whatsapp.max_per_second for the rate-limit part.
     #[arg(long, default_value_t = 80)]
     pub rate_limit: u32,
@@ -134,6 +138,15 @@ pub struct Opts {
 }
 
 impl Opts {
+    /// How the sender speaks to the mock Cloud API, for the tables' headings.
+    pub fn provider_protocol(&self) -> &'static str {
+        if self.provider_http1 {
+            "HTTP/1.1"
+        } else {
+            "HTTP/2"
+        }
+    }
+
     pub fn validate(&self) -> anyhow::Result<()> {
         if self.rounds == 0 {
             bail!("--rounds must be at least 1");
@@ -224,9 +237,11 @@ impl BenchEnv {
     }
 
     /// Points the sender at a mock Cloud API.
-    pub fn use_mock_cloud_api(settings: &mut Settings, base_url: &str) {
+    pub fn use_mock_cloud_api(settings: &mut Settings, base_url: &str, opts: &Opts) {
         let w = &mut settings.whatsapp;
         w.provider = ProviderKind::CloudApi;
+        // The mock speaks both; HTTP/2 is what the real API's https address negotiates.
+        w.http2_prior_knowledge = !opts.provider_http1;
         w.cloud_api.base_url = base_url.to_string();
         w.cloud_api.phone_number_id = crate::mock_provider::PHONE_NUMBER_ID.into();
         w.cloud_api.access_token = Secret::new("EAAbench-token");
@@ -533,6 +548,64 @@ pub fn pair(seed: Uuid, p: u64) -> (Uuid, Uuid) {
         Uuid::new_v5(&seed, format!("customer/{}", p / 2).as_bytes()),
         Uuid::new_v5(&seed, format!("vehicle/{p}").as_bytes()),
     )
+}
+
+// ---------------------------------------------------------------- CPU time
+
+/// `/proc`'s clock tick (USER_HZ), 100 on Linux whatever the kernel's own tick rate.
+const TICKS_PER_SEC: f64 = 100.0;
+
+/// CPU time spent so far by this process and by the whole machine (every process: the broker
+/// and the database too), read from `/proc`, to say what a unit of work costs.
+#[derive(Debug, Clone, Copy)]
+pub struct CpuTimes {
+    process: f64,
+    machine: f64,
+    at: Instant,
+}
+
+/// CPU seconds spent between two `CpuTimes`, and the wall-clock seconds between them.
+#[derive(Debug, Clone, Copy)]
+pub struct CpuSpent {
+    pub process: f64,
+    pub machine: f64,
+    pub wall: f64,
+}
+
+impl CpuTimes {
+    /// `None` where `/proc` cannot be read (not Linux).
+    pub fn now() -> Option<CpuTimes> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // Fields after the command name, which may itself hold spaces and parentheses.
+        let fields: Vec<&str> = stat.get(stat.rfind(')')? + 2..)?.split(' ').collect();
+        let ticks = |i: usize| fields.get(i)?.parse::<u64>().ok();
+        // utime and stime: fields 14 and 15 of the line (`man 5 proc`).
+        let process = (ticks(11)? + ticks(12)?) as f64 / TICKS_PER_SEC;
+        let all = std::fs::read_to_string("/proc/stat").ok()?;
+        let cpu: Vec<u64> = all
+            .lines()
+            .next()?
+            .split_whitespace()
+            .skip(1)
+            .map(|v| v.parse().ok())
+            .collect::<Option<_>>()?;
+        // user nice system idle iowait irq softirq steal (guest time is already in user):
+        // busy is everything but idle and iowait.
+        let busy: u64 = cpu.iter().take(8).sum::<u64>() - cpu.get(3)? - cpu.get(4)?;
+        Some(CpuTimes {
+            process,
+            machine: busy as f64 / TICKS_PER_SEC,
+            at: Instant::now(),
+        })
+    }
+
+    pub fn since(&self, earlier: &CpuTimes) -> CpuSpent {
+        CpuSpent {
+            process: self.process - earlier.process,
+            machine: self.machine - earlier.machine,
+            wall: self.at.duration_since(earlier.at).as_secs_f64(),
+        }
+    }
 }
 
 // ---------------------------------------------------------------- memory

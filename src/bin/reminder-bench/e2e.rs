@@ -10,6 +10,9 @@
 //!   so only paced events give a per-message latency).
 //! - Peak RSS of this process (VmHWM) over each round, mock provider included; exact counts:
 //!   the sum of frequency equals the reminders and the mock saw each reminder once.
+//! - CPU time per reminder over the burst, of the whole machine and of this process, and how
+//!   many cores were busy: what a reminder costs, which holds better than a rate on a machine
+//!   whose speed changes from hour to hour.
 
 use std::time::{Duration, Instant};
 
@@ -39,6 +42,11 @@ struct Figures {
     p99: Vec<f64>,
     max: Vec<f64>,
     rss: Vec<f64>,
+    /// Per burst: CPU microseconds per reminder of the whole machine and of this process, and
+    /// the cores the machine kept busy.
+    machine_us: Vec<f64>,
+    process_us: Vec<f64>,
+    busy_cores: Vec<f64>,
     miscounted: Vec<f64>,
     calls_per_reminder: Vec<f64>,
 }
@@ -79,9 +87,10 @@ pub async fn run(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
     })
     .await?;
     let mut t = Table::new(format!(
-        "e2e: {} due reminders per round through producer, sender (mock Cloud API {} ms, concurrency {}) and tracker, one process",
+        "e2e: {} due reminders per round through producer, sender (mock Cloud API {} ms over {}, concurrency {}) and tracker, one process",
         crate::report::thousands(opts.e2e_reminders as f64),
         opts.e2e_provider_delay_ms,
+        opts.provider_protocol(),
         opts.e2e_concurrency
     ));
     t.row(
@@ -106,6 +115,27 @@ pub async fn run(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
         Summary::of(&f.burst_max),
         Unit::Ms,
     ));
+    // Empty where /proc could not be read.
+    if !f.machine_us.is_empty() {
+        t.row(Row::new(
+            "burst: CPU per reminder, whole machine",
+            Summary::of(&f.machine_us),
+            Unit::Us,
+        ));
+        t.row(Row::new(
+            "burst: CPU per reminder, this process",
+            Summary::of(&f.process_us),
+            Unit::Us,
+        ));
+        t.row(Row::new(
+            format!(
+                "burst: machine busy, of {} cores",
+                std::thread::available_parallelism().map_or(0, |n| n.get())
+            ),
+            Summary::of(&f.busy_cores),
+            Unit::Cores,
+        ));
+    }
     t.row(
         Row::new(
             "paced: offered rate",
@@ -163,6 +193,7 @@ pub async fn run(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
         }
     ));
     t.note("whatsapp.max_per_second = 0 and sender.recipient_interval_ms = 0 (lifted for the benchmark); RSS includes the in-process mock Cloud API and the tool's bookkeeping");
+    t.note("CPU per reminder: CPU time over the burst (/proc) divided by the reminders; the whole machine's includes RabbitMQ, PostgreSQL and this process (the pipeline, the mock Cloud API and the polling for counts)");
     t.print();
     Ok(t.all_met())
 }
@@ -179,7 +210,7 @@ async fn one_round(
     mock.reset();
     let mut settings = env.settings.clone();
     settings.database.url = env.extra_database(&format!("e2e{round}"));
-    BenchEnv::use_mock_cloud_api(&mut settings, &mock.url);
+    BenchEnv::use_mock_cloud_api(&mut settings, &mock.url, o);
     settings.sender.concurrency = o.e2e_concurrency;
     settings.whatsapp.max_per_second = 0;
     settings.sender.recipient_interval_ms = 0;
@@ -213,6 +244,7 @@ async fn one_round(
     // Burst: the real scan.
     let scan_start = Utc::now();
     let started = Instant::now();
+    let cpu_start = common::CpuTimes::now();
     let scan_shutdown = shutdown.clone();
     let scan = tokio::spawn(async move {
         producer
@@ -227,6 +259,12 @@ async fn one_round(
     )
     .await?;
     let secs = started.elapsed().as_secs_f64();
+    if let (Some(start), Some(end)) = (cpu_start, common::CpuTimes::now()) {
+        let spent = end.since(&start);
+        f.machine_us.push(spent.machine * 1e6 / n as f64);
+        f.process_us.push(spent.process * 1e6 / n as f64);
+        f.busy_cores.push(spent.machine / spent.wall);
+    }
     let summary = scan.await??;
     anyhow::ensure!(
         summary.events_published == n,

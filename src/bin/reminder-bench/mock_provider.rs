@@ -2,7 +2,8 @@
 //! answers the real success format after a fixed delay, and records which reminder each call
 //! was for (`biz_opaque_callback_data`) and when it arrived, so scenarios can check that each
 //! reminder was sent once and measure the send rate the provider saw. `reminder-soak` uses it
-//! too, made flaky: the first call for one reminder in N fails transiently.
+//! too, made flaky: the first call for one reminder in N fails transiently. It speaks HTTP/1.1
+//! and HTTP/2 (prior knowledge, `whatsapp.http2_prior_knowledge`) on the same port.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,6 +17,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -87,11 +91,7 @@ impl MockCloudApi {
         let url = format!("http://{}", listener.local_addr()?);
         let shutdown = CancellationToken::new();
         let stop = shutdown.clone();
-        let handle = tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await;
-        });
+        let handle = tokio::spawn(serve(listener, app, stop));
         Ok(MockCloudApi {
             url,
             shared,
@@ -148,6 +148,37 @@ impl MockCloudApi {
         self.shutdown.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(5), self.handle).await;
     }
+}
+
+/// Streams one HTTP/2 connection may carry at once: more than any sender's concurrency, so the
+/// mock never queues a send the way hyper's default of 200 would.
+const MAX_STREAMS: u32 = 16_384;
+
+/// Serves HTTP/1.1 and HTTP/2 (prior knowledge, as a client speaks it to an `http://` address)
+/// on each connection until `stop`; then drops the connections.
+async fn serve(listener: tokio::net::TcpListener, app: Router, stop: CancellationToken) {
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let stream = tokio::select! {
+            () = stop.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(_) => continue,
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(app.clone());
+        connections.spawn(async move {
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder.http2().max_concurrent_streams(MAX_STREAMS);
+            let _ = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+        // Reap finished connections so the set does not grow with every one ever accepted.
+        while connections.try_join_next().is_some() {}
+    }
+    connections.shutdown().await;
 }
 
 async fn messages(

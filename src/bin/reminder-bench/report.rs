@@ -81,6 +81,10 @@ pub enum Unit {
     MiB,
     Count,
     Ratio,
+    /// Microseconds, for CPU time per unit of work.
+    Us,
+    /// Cores kept busy (CPU seconds per second).
+    Cores,
 }
 
 impl Unit {
@@ -98,6 +102,8 @@ impl Unit {
             Unit::Count => thousands(v),
             // Three places, so a median just under a target does not print as the target.
             Unit::Ratio => format!("{v:.3}"),
+            Unit::Us => format!("{v:.0} us"),
+            Unit::Cores => format!("{v:.2} cores"),
         }
     }
 }

@@ -48,8 +48,10 @@ pub async fn run(opts: &Opts, _ceilings: &Ceilings) -> anyhow::Result<bool> {
     })
     .await?;
     let mut t = Table::new(format!(
-        "sender: one process, mock Cloud API answering in {} ms, sender.concurrency {}",
-        opts.provider_delay_ms, opts.sender_concurrency
+        "sender: one process, mock Cloud API answering in {} ms over {}, sender.concurrency {}",
+        opts.provider_delay_ms,
+        opts.provider_protocol(),
+        opts.sender_concurrency
     ));
     let provider = Summary::of(&f.provider_alone);
     t.row(
@@ -128,7 +130,7 @@ pub async fn run(opts: &Opts, _ceilings: &Ceilings) -> anyhow::Result<bool> {
 
 async fn measure(env: &BenchEnv, o: &Opts, mock: &MockCloudApi) -> anyhow::Result<Figures> {
     let mut settings = env.settings.clone();
-    BenchEnv::use_mock_cloud_api(&mut settings, &mock.url);
+    BenchEnv::use_mock_cloud_api(&mut settings, &mock.url, o);
     settings.sender.concurrency = o.sender_concurrency;
     settings.whatsapp.max_per_second = 0;
     settings.sender.recipient_interval_ms = 0;

@@ -110,15 +110,20 @@ pub trait WhatsappProvider: Send + Sync {
 
 /// Builds the configured provider.
 pub fn from_settings(settings: &WhatsappSettings) -> anyhow::Result<Arc<dyn WhatsappProvider>> {
-    let http = reqwest::Client::builder()
+    let mut http = reqwest::Client::builder();
+    if settings.http2_prior_knowledge {
+        http = http.http2_prior_knowledge();
+    }
+    let http = http
         .timeout(Duration::from_millis(settings.request_timeout_ms))
         .connect_timeout(Duration::from_millis(
             settings.request_timeout_ms.min(5_000),
         ))
-        // Every connection the sends in flight opened stays open for the next send. A cap below
-        // sender.concurrency closed connections under load only to open new ones the next
-        // moment (connect, accept and shutdown on every send beyond the cap); the sender's
-        // semaphore already bounds how many there can be, and idle ones close after 90 s.
+        // Over HTTP/1.1 every connection the sends in flight opened stays open for the next
+        // send (over HTTP/2 they share one). A cap below sender.concurrency closed connections
+        // under load only to open new ones the next moment (connect, accept and shutdown on
+        // every send beyond the cap); the sender's semaphore already bounds how many there can
+        // be, and idle ones close after 90 s.
         .pool_max_idle_per_host(usize::MAX)
         .user_agent(concat!("reminder/", env!("CARGO_PKG_VERSION")))
         .build()?;
