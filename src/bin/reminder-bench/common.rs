@@ -6,6 +6,7 @@ use std::future::Future;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::report::{Row, Summary, Unit};
 use anyhow::{Context as _, bail};
 use chrono::{NaiveDate, Utc};
 use futures::{FutureExt as _, StreamExt as _};
@@ -605,6 +606,54 @@ impl CpuTimes {
             machine: self.machine - earlier.machine,
             wall: self.at.duration_since(earlier.at).as_secs_f64(),
         }
+    }
+}
+
+/// What a unit of work cost over each round: CPU microseconds per unit of the whole machine and
+/// of this process, and the cores the machine kept busy.
+#[derive(Debug, Default)]
+pub struct CpuFigures {
+    machine_us: Vec<f64>,
+    process_us: Vec<f64>,
+    busy_cores: Vec<f64>,
+}
+
+impl CpuFigures {
+    /// Records a round of `units` units of work that ran between `start` and now; nothing when
+    /// `/proc` could not be read.
+    pub fn push(&mut self, start: Option<CpuTimes>, units: u64) {
+        if let (Some(start), Some(end)) = (start, CpuTimes::now()) {
+            let spent = end.since(&start);
+            self.machine_us.push(spent.machine * 1e6 / units as f64);
+            self.process_us.push(spent.process * 1e6 / units as f64);
+            self.busy_cores.push(spent.machine / spent.wall);
+        }
+    }
+
+    /// The three rows, `phase` and `unit` naming them ("burst", "reminder"); none without
+    /// samples.
+    pub fn rows(&self, phase: &str, unit: &str) -> Vec<Row> {
+        if self.machine_us.is_empty() {
+            return Vec::new();
+        }
+        let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+        vec![
+            Row::new(
+                format!("{phase}: CPU per {unit}, whole machine"),
+                Summary::of(&self.machine_us),
+                Unit::Us,
+            ),
+            Row::new(
+                format!("{phase}: CPU per {unit}, this process"),
+                Summary::of(&self.process_us),
+                Unit::Us,
+            ),
+            Row::new(
+                format!("{phase}: machine busy, of {cores} cores"),
+                Summary::of(&self.busy_cores),
+                Unit::Cores,
+            ),
+        ]
     }
 }
 

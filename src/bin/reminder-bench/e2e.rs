@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::ceilings::Ceilings;
-use crate::common::{self, Amqp, BenchEnv, Opts, guarded};
+use crate::common::{self, Amqp, BenchEnv, CpuFigures, Opts, guarded};
 use crate::fixtures::{self, Fleet};
 use crate::mock_provider::MockCloudApi;
 use crate::report::{Paired, Row, Summary, Table, Target, Unit, quantile};
@@ -42,11 +42,8 @@ struct Figures {
     p99: Vec<f64>,
     max: Vec<f64>,
     rss: Vec<f64>,
-    /// Per burst: CPU microseconds per reminder of the whole machine and of this process, and
-    /// the cores the machine kept busy.
-    machine_us: Vec<f64>,
-    process_us: Vec<f64>,
-    busy_cores: Vec<f64>,
+    /// What a reminder cost over each burst.
+    cpu: CpuFigures,
     miscounted: Vec<f64>,
     calls_per_reminder: Vec<f64>,
 }
@@ -115,26 +112,8 @@ pub async fn run(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
         Summary::of(&f.burst_max),
         Unit::Ms,
     ));
-    // Empty where /proc could not be read.
-    if !f.machine_us.is_empty() {
-        t.row(Row::new(
-            "burst: CPU per reminder, whole machine",
-            Summary::of(&f.machine_us),
-            Unit::Us,
-        ));
-        t.row(Row::new(
-            "burst: CPU per reminder, this process",
-            Summary::of(&f.process_us),
-            Unit::Us,
-        ));
-        t.row(Row::new(
-            format!(
-                "burst: machine busy, of {} cores",
-                std::thread::available_parallelism().map_or(0, |n| n.get())
-            ),
-            Summary::of(&f.busy_cores),
-            Unit::Cores,
-        ));
+    for row in f.cpu.rows("burst", "reminder") {
+        t.row(row);
     }
     t.row(
         Row::new(
@@ -259,12 +238,7 @@ async fn one_round(
     )
     .await?;
     let secs = started.elapsed().as_secs_f64();
-    if let (Some(start), Some(end)) = (cpu_start, common::CpuTimes::now()) {
-        let spent = end.since(&start);
-        f.machine_us.push(spent.machine * 1e6 / n as f64);
-        f.process_us.push(spent.process * 1e6 / n as f64);
-        f.busy_cores.push(spent.machine / spent.wall);
-    }
+    f.cpu.push(cpu_start, n);
     let summary = scan.await??;
     anyhow::ensure!(
         summary.events_published == n,

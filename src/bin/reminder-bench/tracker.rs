@@ -3,7 +3,8 @@
 //! counted; compared with the lower of the consume and PostgreSQL-upsert ceilings. The seed's
 //! way (per message: one transaction that selects the pair, then updates or inserts it, then
 //! one ack; prefetch 1, as a pika worker does) is measured in the same run on its own queue and
-//! table. Every round checks the counts are exact.
+//! table. Every round checks the counts are exact, and prints what an event cost in CPU time
+//! (the whole machine's and this process's) while the tracker drained the queue.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::ceilings::Ceilings;
-use crate::common::{self, Amqp, BenchEnv, Opts, guarded};
+use crate::common::{self, Amqp, BenchEnv, CpuFigures, Opts, guarded};
 use crate::report::{Paired, Row, Summary, Table, Target, Unit};
 use reminder::broker::delivery::with_raw_message;
 use reminder::domain::events::MESSAGE_SENT;
@@ -33,6 +34,8 @@ struct Figures {
     statement: Vec<f64>,
     baseline: Vec<f64>,
     miscounted: Vec<f64>,
+    /// What an event cost over each timed drain.
+    cpu: CpuFigures,
 }
 
 pub async fn run(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
@@ -74,6 +77,9 @@ pub async fn run(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
         .paired
         .rows("min(PG upsert, consume)", "tracker events/s", 0.6)
     {
+        t.row(row);
+    }
+    for row in f.cpu.rows("tracker", "event") {
         t.row(row);
     }
     t.row(
@@ -148,6 +154,7 @@ async fn measure(env: &BenchEnv, o: &Opts, ceilings: &Ceilings) -> anyhow::Resul
         statement: vec![],
         baseline: vec![],
         miscounted: vec![],
+        cpu: CpuFigures::default(),
     };
     let n = o.tracker_events;
     for round in 1..=o.rounds as u64 {
@@ -157,6 +164,7 @@ async fn measure(env: &BenchEnv, o: &Opts, ceilings: &Ceilings) -> anyhow::Resul
         let tracker = Arc::new(Tracker::new(ctx.clone()));
         let stop = CancellationToken::new();
         let started = Instant::now();
+        let cpu_start = common::CpuTimes::now();
         let handle = tokio::spawn(tracker.run(stop.clone()));
         common::poll(
             "the tracker to count every event",
@@ -168,6 +176,7 @@ async fn measure(env: &BenchEnv, o: &Opts, ceilings: &Ceilings) -> anyhow::Resul
         )
         .await?;
         let secs = started.elapsed().as_secs_f64();
+        f.cpu.push(cpu_start, n);
         stop.cancel();
         handle.await??;
         f.rates.push(n as f64 / secs);
