@@ -163,7 +163,11 @@ async fn serve(listener: tokio::net::TcpListener, app: Router, stop: Cancellatio
             () = stop.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
-                Err(_) => continue,
+                // Out of file descriptors, say: give the connections a moment to close.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
             },
         };
         let _ = stream.set_nodelay(true);
