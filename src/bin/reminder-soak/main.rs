@@ -225,6 +225,9 @@ async fn run(o: &Opts, settings: &Settings) -> anyhow::Result<bool> {
         ("REMINDER__PRODUCER__TIMEZONE", "UTC".into()),
         ("REMINDER__WHATSAPP__PROVIDER", "cloud_api".into()),
         ("REMINDER__WHATSAPP__CLOUD_API__BASE_URL", mock.url.clone()),
+        // One connection for every send in flight, as to the real API's https address: a
+        // sender kill drops them all at once.
+        ("REMINDER__WHATSAPP__HTTP2_PRIOR_KNOWLEDGE", "true".into()),
         (
             "REMINDER__WHATSAPP__CLOUD_API__PHONE_NUMBER_ID",
             mock_provider::PHONE_NUMBER_ID.into(),
