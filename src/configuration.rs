@@ -141,7 +141,7 @@ pub struct WhatsappSettings {
     pub max_attempts: u32,
     pub request_timeout_ms: u64,
     /// Speak HTTP/2 from the first byte to an `http://` provider URL (h2c). `https://` URLs
-    /// negotiate HTTP/2 by ALPN without it.
+    /// negotiate HTTP/2 by ALPN without it (with it, they offer HTTP/2 alone).
     pub http2_prior_knowledge: bool,
     pub message_template: String,
     pub cloud_api: CloudApiSettings,
