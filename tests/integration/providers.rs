@@ -385,25 +385,36 @@ async fn the_log_provider_succeeds_without_credentials() {
     assert_eq!(id, "log.rem-1");
 }
 
-/// A Cloud API stand-in that records the HTTP version of each request and counts the
-/// connections it accepted (wiremock shows neither).
+/// A Cloud API stand-in that records the HTTP version of each request, counts the connections
+/// it accepted and the most requests it held at once (wiremock shows none of them).
 struct VersionRecorder {
     url: String,
     versions: Arc<Mutex<Vec<axum::http::Version>>>,
     connections: Arc<AtomicUsize>,
+    most_at_once: Arc<AtomicUsize>,
 }
 
 impl VersionRecorder {
     async fn start() -> VersionRecorder {
+        Self::start_with_streams(200).await
+    }
+
+    /// A server that lets one HTTP/2 connection carry `max_streams` requests at once.
+    async fn start_with_streams(max_streams: u32) -> VersionRecorder {
         let versions = Arc::new(Mutex::new(Vec::new()));
         let connections = Arc::new(AtomicUsize::new(0));
-        let seen = versions.clone();
+        let most_at_once = Arc::new(AtomicUsize::new(0));
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let (seen, most) = (versions.clone(), most_at_once.clone());
         let app = axum::Router::new().route(
             "/{version}/{phone_number_id}/messages",
             axum::routing::post(move |version: axum::http::Version| async move {
                 seen.lock().unwrap().push(version);
-                // Held a moment, so concurrent sends are in flight together.
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                // Held long enough that sends started together are in flight together.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                in_flight.fetch_sub(1, Ordering::SeqCst);
                 axum::Json(json!({
                     "messaging_product": "whatsapp",
                     "contacts": [{"input": "6281234567890", "wa_id": "6281234567890"}],
@@ -419,7 +430,9 @@ impl VersionRecorder {
                 accepted.fetch_add(1, Ordering::SeqCst);
                 let service = TowerToHyperService::new(app.clone());
                 tokio::spawn(async move {
-                    let _ = auto::Builder::new(TokioExecutor::new())
+                    let mut builder = auto::Builder::new(TokioExecutor::new());
+                    builder.http2().max_concurrent_streams(max_streams);
+                    let _ = builder
                         .serve_connection(TokioIo::new(stream), service)
                         .await;
                 });
@@ -429,6 +442,7 @@ impl VersionRecorder {
             url,
             versions,
             connections,
+            most_at_once,
         }
     }
 
@@ -444,9 +458,8 @@ impl VersionRecorder {
     }
 }
 
-/// Sends `n` messages at once through one provider built from `settings`.
-async fn send_concurrently(settings: &WhatsappSettings, n: usize) {
-    let provider = providers::from_settings(settings).expect("the provider builds");
+/// Sends `n` messages at once through `provider`.
+async fn send_concurrently(provider: &dyn providers::WhatsappProvider, n: usize) {
     let messages: Vec<OutboundMessage> = (0..n).map(|i| message(&format!("rem-{i}"))).collect();
     let sends = messages.iter().map(|m| provider.send(m));
     for result in futures::future::join_all(sends).await {
@@ -454,28 +467,50 @@ async fn send_concurrently(settings: &WhatsappSettings, n: usize) {
     }
 }
 
+fn provider(settings: &WhatsappSettings) -> std::sync::Arc<dyn providers::WhatsappProvider> {
+    providers::from_settings(settings).expect("the provider builds")
+}
+
 #[tokio::test]
 async fn concurrent_sends_share_one_http2_connection_when_the_provider_is_said_to_speak_it() {
     let server = VersionRecorder::start().await;
 
-    send_concurrently(&server.settings(true), 5).await;
+    send_concurrently(&*provider(&server.settings(true)), 5).await;
 
     assert_eq!(
         *server.versions.lock().unwrap(),
         vec![axum::http::Version::HTTP_2; 5]
     );
     assert_eq!(server.connections.load(Ordering::SeqCst), 1);
+    assert!(
+        server.most_at_once.load(Ordering::SeqCst) > 1,
+        "one connection, several at once"
+    );
 }
 
 #[tokio::test]
 async fn concurrent_sends_to_an_http_url_use_http1_connections_by_default() {
     let server = VersionRecorder::start().await;
 
-    send_concurrently(&server.settings(false), 5).await;
+    send_concurrently(&*provider(&server.settings(false)), 5).await;
 
     assert_eq!(
         *server.versions.lock().unwrap(),
         vec![axum::http::Version::HTTP_11; 5]
     );
     assert_eq!(server.connections.load(Ordering::SeqCst), 5);
+}
+
+#[tokio::test]
+async fn http2_sends_beyond_the_servers_stream_limit_wait_for_a_stream_on_the_one_connection() {
+    let server = VersionRecorder::start_with_streams(2).await;
+    let provider = provider(&server.settings(true));
+    // The first send opens the connection and learns the server's limit (its SETTINGS).
+    send_concurrently(&*provider, 1).await;
+
+    send_concurrently(&*provider, 6).await;
+
+    assert_eq!(server.versions.lock().unwrap().len(), 7);
+    assert_eq!(server.connections.load(Ordering::SeqCst), 1);
+    assert!(server.most_at_once.load(Ordering::SeqCst) <= 2);
 }
