@@ -467,7 +467,7 @@ async fn send_concurrently(provider: &dyn providers::WhatsappProvider, n: usize)
     }
 }
 
-fn provider(settings: &WhatsappSettings) -> std::sync::Arc<dyn providers::WhatsappProvider> {
+fn provider(settings: &WhatsappSettings) -> Arc<dyn providers::WhatsappProvider> {
     providers::from_settings(settings).expect("the provider builds")
 }
 
