@@ -6,7 +6,6 @@ use std::future::Future;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::report::{Row, Summary, Unit};
 use anyhow::{Context as _, bail};
 use chrono::{NaiveDate, Utc};
 use futures::{FutureExt as _, StreamExt as _};
@@ -22,6 +21,8 @@ use reminder::domain::events::{MAINTENANCE_DUE, MESSAGE_SENT, outcome_id};
 use reminder::domain::{CountryCode, MaintenanceDue, MessageSent, OutgoingEvent, PhoneNumber};
 use sqlx::PgPool;
 use uuid::Uuid;
+
+use crate::report::{Row, Summary, Unit};
 
 /// Options of every scenario. Defaults are the sizes the issues ask for.
 #[derive(Debug, Clone, clap::Args, serde::Serialize, serde::Deserialize)]
@@ -590,9 +591,13 @@ impl CpuTimes {
             .skip(1)
             .map(|v| v.parse().ok())
             .collect::<Option<_>>()?;
-        // user nice system idle iowait irq softirq steal (guest time is already in user):
-        // busy is everything but idle and iowait.
-        let busy: u64 = cpu.iter().take(8).sum::<u64>() - cpu.get(3)? - cpu.get(4)?;
+        // user nice system idle iowait irq softirq steal ...: busy is user, nice, system, irq
+        // and softirq (guest time is already in user). Steal is the hypervisor's, not work
+        // done here.
+        let busy: u64 = [0, 1, 2, 5, 6]
+            .iter()
+            .map(|&i| cpu.get(i).copied())
+            .sum::<Option<u64>>()?;
         Some(CpuTimes {
             process,
             machine: busy as f64 / TICKS_PER_SEC,
@@ -707,4 +712,38 @@ pub async fn exact_counts(pool: &PgPool) -> anyhow::Result<(i64, i64, i64)> {
     )
     .fetch_one(pool)
     .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_time_spent_spinning_shows_in_the_process_and_in_the_machine() {
+        let start = CpuTimes::now().expect("/proc is readable");
+        // Spin until the process has used 0.2 s of CPU by its own count (however busy the
+        // machine is), or give up after 10 s of wall time.
+        let give_up = Instant::now() + Duration::from_secs(10);
+        let mut n = 0u64;
+        let spent = loop {
+            for _ in 0..100_000 {
+                n = std::hint::black_box(n.wrapping_add(1));
+            }
+            let spent = CpuTimes::now().expect("/proc is readable").since(&start);
+            if spent.process >= 0.2 || Instant::now() > give_up {
+                break spent;
+            }
+        };
+
+        assert!(spent.process >= 0.2, "process {:.2} s", spent.process);
+        // The machine's count includes this process; the two are read a moment apart, in
+        // ticks of 10 ms.
+        assert!(
+            spent.machine >= spent.process - 0.02,
+            "machine {:.2} s < process {:.2} s",
+            spent.machine,
+            spent.process
+        );
+        assert!(spent.wall > 0.0);
+    }
 }
