@@ -557,11 +557,13 @@ pub fn pair(seed: Uuid, p: u64) -> (Uuid, Uuid) {
 /// `/proc`'s clock tick (USER_HZ), 100 on Linux whatever the kernel's own tick rate.
 const TICKS_PER_SEC: f64 = 100.0;
 
-/// CPU time spent so far by this process and by the whole machine (every process: the broker
-/// and the database too), read from `/proc`, to say what a unit of work costs.
+/// CPU time spent so far by this process, by the local RabbitMQ and PostgreSQL, and by the whole
+/// machine, read from `/proc`, to say what a unit of work costs and who pays for it.
 #[derive(Debug, Clone, Copy)]
 pub struct CpuTimes {
     process: f64,
+    broker: f64,
+    database: f64,
     machine: f64,
     at: Instant,
 }
@@ -570,19 +572,55 @@ pub struct CpuTimes {
 #[derive(Debug, Clone, Copy)]
 pub struct CpuSpent {
     pub process: f64,
+    /// RabbitMQ's Erlang VM (`beam.smp`) on this machine; 0 when the broker runs elsewhere.
+    pub broker: f64,
+    /// Every `postgres` process on this machine; 0 when the database runs elsewhere. A backend
+    /// that exits between the readings takes its time with it (pooled connections do not).
+    pub database: f64,
     pub machine: f64,
     pub wall: f64,
+}
+
+/// utime + stime of one `/proc/<pid>/stat` line, in seconds, and the process's command name.
+fn process_cpu(stat: &str) -> Option<(&str, f64)> {
+    let name = stat.get(stat.find('(')? + 1..stat.rfind(')')?)?;
+    // Fields after the command name, which may itself hold spaces and parentheses.
+    let fields: Vec<&str> = stat.get(stat.rfind(')')? + 2..)?.split(' ').collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<u64>().ok();
+    // utime and stime: fields 14 and 15 of the line (`man 5 proc`).
+    Some((name, (ticks(11)? + ticks(12)?) as f64 / TICKS_PER_SEC))
+}
+
+/// CPU seconds so far of the local RabbitMQ and of the local PostgreSQL processes.
+fn services_cpu() -> (f64, f64) {
+    let (mut broker, mut database) = (0.0, 0.0);
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return (0.0, 0.0);
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        // A process may end between listing and reading: skip it.
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        match process_cpu(&stat) {
+            Some(("beam.smp", t)) => broker += t,
+            Some((comm, t)) if comm.starts_with("postgres") => database += t,
+            _ => {}
+        }
+    }
+    (broker, database)
 }
 
 impl CpuTimes {
     /// `None` where `/proc` cannot be read (not Linux).
     pub fn now() -> Option<CpuTimes> {
         let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-        // Fields after the command name, which may itself hold spaces and parentheses.
-        let fields: Vec<&str> = stat.get(stat.rfind(')')? + 2..)?.split(' ').collect();
-        let ticks = |i: usize| fields.get(i)?.parse::<u64>().ok();
-        // utime and stime: fields 14 and 15 of the line (`man 5 proc`).
-        let process = (ticks(11)? + ticks(12)?) as f64 / TICKS_PER_SEC;
+        let (_, process) = process_cpu(&stat)?;
+        let (broker, database) = services_cpu();
         let all = std::fs::read_to_string("/proc/stat").ok()?;
         let cpu: Vec<u64> = all
             .lines()
@@ -600,6 +638,8 @@ impl CpuTimes {
             .sum::<Option<u64>>()?;
         Some(CpuTimes {
             process,
+            broker,
+            database,
             machine: busy as f64 / TICKS_PER_SEC,
             at: Instant::now(),
         })
@@ -608,6 +648,8 @@ impl CpuTimes {
     pub fn since(&self, earlier: &CpuTimes) -> CpuSpent {
         CpuSpent {
             process: self.process - earlier.process,
+            broker: self.broker - earlier.broker,
+            database: self.database - earlier.database,
             machine: self.machine - earlier.machine,
             wall: self.at.duration_since(earlier.at).as_secs_f64(),
         }
@@ -620,6 +662,8 @@ impl CpuTimes {
 pub struct CpuFigures {
     machine_us: Vec<f64>,
     process_us: Vec<f64>,
+    broker_us: Vec<f64>,
+    database_us: Vec<f64>,
     busy_cores: Vec<f64>,
 }
 
@@ -631,34 +675,44 @@ impl CpuFigures {
             let spent = end.since(&start);
             self.machine_us.push(spent.machine * 1e6 / units as f64);
             self.process_us.push(spent.process * 1e6 / units as f64);
+            self.broker_us.push(spent.broker * 1e6 / units as f64);
+            self.database_us.push(spent.database * 1e6 / units as f64);
             self.busy_cores.push(spent.machine / spent.wall);
         }
     }
 
-    /// The three rows, `phase` and `unit` naming them ("burst", "reminder"); none without
-    /// samples.
+    /// The rows, `phase` and `unit` naming them ("burst", "reminder"): the whole machine, then
+    /// who spent it (this process, and RabbitMQ and PostgreSQL when they run on this machine),
+    /// then the cores busy; none without samples.
     pub fn rows(&self, phase: &str, unit: &str) -> Vec<Row> {
         if self.machine_us.is_empty() {
             return Vec::new();
         }
+        let per_unit = |who: &str, samples: &[f64]| {
+            Row::new(
+                format!("{phase}: CPU per {unit}, {who}"),
+                Summary::of(samples),
+                Unit::Us,
+            )
+        };
+        let mut rows = vec![
+            per_unit("whole machine", &self.machine_us),
+            per_unit("this process", &self.process_us),
+        ];
+        let local = |samples: &[f64]| samples.iter().any(|v| *v > 0.0);
+        if local(&self.broker_us) {
+            rows.push(per_unit("RabbitMQ (beam.smp)", &self.broker_us));
+        }
+        if local(&self.database_us) {
+            rows.push(per_unit("PostgreSQL (postgres)", &self.database_us));
+        }
         let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-        vec![
-            Row::new(
-                format!("{phase}: CPU per {unit}, whole machine"),
-                Summary::of(&self.machine_us),
-                Unit::Us,
-            ),
-            Row::new(
-                format!("{phase}: CPU per {unit}, this process"),
-                Summary::of(&self.process_us),
-                Unit::Us,
-            ),
-            Row::new(
-                format!("{phase}: machine busy, of {cores} cores"),
-                Summary::of(&self.busy_cores),
-                Unit::Cores,
-            ),
-        ]
+        rows.push(Row::new(
+            format!("{phase}: machine busy, of {cores} cores"),
+            Summary::of(&self.busy_cores),
+            Unit::Cores,
+        ));
+        rows
     }
 }
 
