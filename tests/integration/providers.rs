@@ -425,13 +425,14 @@ impl VersionRecorder {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let accepted = connections.clone();
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder.http2().max_concurrent_streams(max_streams);
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 accepted.fetch_add(1, Ordering::SeqCst);
                 let service = TowerToHyperService::new(app.clone());
+                let builder = builder.clone();
                 tokio::spawn(async move {
-                    let mut builder = auto::Builder::new(TokioExecutor::new());
-                    builder.http2().max_concurrent_streams(max_streams);
                     let _ = builder
                         .serve_connection(TokioIo::new(stream), service)
                         .await;

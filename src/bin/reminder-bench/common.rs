@@ -656,8 +656,8 @@ impl CpuTimes {
     }
 }
 
-/// What a unit of work cost over each round: CPU microseconds per unit of the whole machine and
-/// of this process, and the cores the machine kept busy.
+/// What a unit of work cost over each round: CPU microseconds per unit of the whole machine, of
+/// this process and of the local RabbitMQ and PostgreSQL, and the cores the machine kept busy.
 #[derive(Debug, Default)]
 pub struct CpuFigures {
     machine_us: Vec<f64>,

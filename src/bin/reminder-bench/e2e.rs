@@ -10,8 +10,8 @@
 //!   so only paced events give a per-message latency).
 //! - Peak RSS of this process (VmHWM) over each round, mock provider included; exact counts:
 //!   the sum of frequency equals the reminders and the mock saw each reminder once.
-//! - CPU time per reminder over the burst, of the whole machine and of this process, and how
-//!   many cores were busy: what a reminder costs, which holds better than a rate on a machine
+//! - CPU time per reminder over the burst, of the whole machine, of this process and of the
+//!   local RabbitMQ and PostgreSQL, and how many cores were busy: what a reminder costs, which holds better than a rate on a machine
 //!   whose speed changes from hour to hour.
 
 use std::time::{Duration, Instant};

@@ -157,6 +157,8 @@ const MAX_STREAMS: u32 = 16_384;
 /// Serves HTTP/1.1 and HTTP/2 (prior knowledge, as a client speaks it to an `http://` address)
 /// on each connection until `stop`; then drops the connections.
 async fn serve(listener: tokio::net::TcpListener, app: Router, stop: CancellationToken) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http2().max_concurrent_streams(MAX_STREAMS);
     let mut connections = tokio::task::JoinSet::new();
     loop {
         let stream = tokio::select! {
@@ -172,9 +174,8 @@ async fn serve(listener: tokio::net::TcpListener, app: Router, stop: Cancellatio
         };
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(app.clone());
+        let builder = builder.clone();
         connections.spawn(async move {
-            let mut builder = auto::Builder::new(TokioExecutor::new());
-            builder.http2().max_concurrent_streams(MAX_STREAMS);
             let _ = builder
                 .serve_connection(TokioIo::new(stream), service)
                 .await;

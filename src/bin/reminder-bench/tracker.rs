@@ -4,7 +4,8 @@
 //! way (per message: one transaction that selects the pair, then updates or inserts it, then
 //! one ack; prefetch 1, as a pika worker does) is measured in the same run on its own queue and
 //! table. Every round checks the counts are exact, and prints what an event cost in CPU time
-//! (the whole machine's and this process's) while the tracker drained the queue.
+//! (the whole machine's, this process's, RabbitMQ's and PostgreSQL's) while the tracker drained
+//! the queue.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
