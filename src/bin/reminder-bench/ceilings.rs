@@ -91,9 +91,21 @@ impl Ceilings {
     /// and database of its own, so nothing it publishes reaches the scenario, and a scenario
     /// calls it only while its own work is idle.
     pub async fn publish_now(&self) -> anyhow::Result<f64> {
-        let publish = measure_publish(&self.beside_a_round()).await?.median;
+        Ok(self.publish_now_costed().await?.rate)
+    }
+
+    /// `publish_now`, with what a publish cost the machine.
+    pub async fn publish_now_costed(&self) -> anyhow::Result<Costed> {
+        let publish = publish_rounds(&self.beside_a_round()).await?.costed();
         settle().await;
         Ok(publish)
+    }
+
+    /// The consume ceiling measured now, with what a consume cost the machine.
+    pub async fn consume_now_costed(&self) -> anyhow::Result<Costed> {
+        let consume = consume_rounds(&self.beside_a_round()).await?.costed();
+        settle().await;
+        Ok(consume)
     }
 
     /// The lower of the consume and PostgreSQL-upsert ceilings, measured now: the tracker's
@@ -125,6 +137,41 @@ impl Ceilings {
             consume: self.consume().await?,
             pg_upsert: self.pg_upsert().await?,
         })
+    }
+}
+
+/// A ceiling's rate, and the whole machine's CPU time per message while it was measured
+/// (`None` where `/proc` cannot be read): the raw cost of a publish or a consume.
+#[derive(Debug, Clone, Copy)]
+pub struct Costed {
+    pub rate: f64,
+    pub machine_us: Option<f64>,
+}
+
+/// Each round's rate and the machine's CPU microseconds per message in it.
+#[derive(Default)]
+struct Rounds {
+    rates: Vec<f64>,
+    machine_us: Vec<f64>,
+}
+
+impl Rounds {
+    fn push(&mut self, n: u64, started: Instant, cpu: Option<common::CpuTimes>) {
+        self.rates.push(n as f64 / started.elapsed().as_secs_f64());
+        if let Some(us) = common::machine_us_per_unit(cpu, n) {
+            self.machine_us.push(us);
+        }
+    }
+
+    fn rate(&self) -> Summary {
+        Summary::of(&self.rates)
+    }
+
+    fn costed(&self) -> Costed {
+        Costed {
+            rate: self.rate().median,
+            machine_us: (!self.machine_us.is_empty()).then(|| Summary::of(&self.machine_us).median),
+        }
     }
 }
 
@@ -195,6 +242,10 @@ fn common_thousands(v: f64) -> String {
 }
 
 async fn measure_publish(opts: &Opts) -> anyhow::Result<Summary> {
+    Ok(publish_rounds(opts).await?.rate())
+}
+
+async fn publish_rounds(opts: &Opts) -> anyhow::Result<Rounds> {
     let opts = opts.clone();
     guarded("ceiling_publish", &opts.clone(), move |env| async move {
         let amqp = Amqp::connect(&opts.amqp_url).await?;
@@ -202,9 +253,11 @@ async fn measure_publish(opts: &Opts) -> anyhow::Result<Summary> {
         topology.declare(&amqp.channel).await?;
         let body = due_body();
         let n = opts.ceiling_messages as u64;
-        let mut rates = Vec::new();
+        let mut rounds = Rounds::default();
         for _ in 0..opts.rounds {
             amqp.purge(&topology.sender_queue).await?;
+            // Read first: reading /proc takes a few milliseconds that are not the ceiling's.
+            let cpu = common::CpuTimes::now();
             let started = Instant::now();
             let confirmed = amqp
                 .publish_many(
@@ -214,16 +267,20 @@ async fn measure_publish(opts: &Opts) -> anyhow::Result<Summary> {
                     opts.publish_window,
                 )
                 .await?;
-            rates.push(confirmed as f64 / started.elapsed().as_secs_f64());
+            rounds.push(confirmed, started, cpu);
         }
         amqp.purge(&topology.sender_queue).await?;
         amqp.close().await;
-        Ok(Summary::of(&rates))
+        Ok(rounds)
     })
     .await
 }
 
 async fn measure_consume(opts: &Opts) -> anyhow::Result<Summary> {
+    Ok(consume_rounds(opts).await?.rate())
+}
+
+async fn consume_rounds(opts: &Opts) -> anyhow::Result<Rounds> {
     let opts = opts.clone();
     guarded("ceiling_consume", &opts.clone(), move |env| async move {
         let amqp = Amqp::connect(&opts.amqp_url).await?;
@@ -231,7 +288,7 @@ async fn measure_consume(opts: &Opts) -> anyhow::Result<Summary> {
         topology.declare(&amqp.channel).await?;
         let body = sent_body();
         let n = opts.ceiling_messages as u64;
-        let mut rates = Vec::new();
+        let mut rounds = Rounds::default();
         for _ in 0..opts.rounds {
             amqp.purge(&topology.tracker_queue).await?;
             amqp.publish_many(
@@ -241,20 +298,22 @@ async fn measure_consume(opts: &Opts) -> anyhow::Result<Summary> {
                 opts.publish_window,
             )
             .await?;
-            rates.push(consume_all(&amqp, &topology.tracker_queue, n).await?);
+            consume_all(&amqp, &topology.tracker_queue, n, &mut rounds).await?;
         }
         amqp.close().await;
-        Ok(Summary::of(&rates))
+        Ok(rounds)
     })
     .await
 }
 
-/// Consumes `n` messages (parsing each as JSON), acking every `ACK_EVERY`; returns the rate.
-async fn consume_all(amqp: &Amqp, queue: &str, n: u64) -> anyhow::Result<f64> {
+/// Consumes `n` messages (parsing each as JSON), acking every `ACK_EVERY`, and records the
+/// round from the consume request to the last ack.
+async fn consume_all(amqp: &Amqp, queue: &str, n: u64, rounds: &mut Rounds) -> anyhow::Result<()> {
     let channel = amqp.conn.create_channel().await?;
     channel
         .basic_qos(CONSUME_PREFETCH, BasicQosOptions::default())
         .await?;
+    let cpu = common::CpuTimes::now();
     let started = Instant::now();
     let mut consumer = channel
         .basic_consume(
@@ -280,12 +339,12 @@ async fn consume_all(amqp: &Amqp, queue: &str, n: u64) -> anyhow::Result<f64> {
                 .await?;
         }
     }
-    let rate = n as f64 / started.elapsed().as_secs_f64();
+    rounds.push(n, started, cpu);
     let _ = channel
         .basic_cancel(consumer.tag(), BasicCancelOptions::default())
         .await;
     let _ = channel.close(200, "".into()).await;
-    Ok(rate)
+    Ok(())
 }
 
 const PG_SCHEMA: &str = "

@@ -124,6 +124,10 @@ pub struct Opts {
     /// e2e: paced publishing rate (0: a quarter of the publish ceiling, the e2e target).
     #[arg(long, default_value_t = 0)]
     pub paced_rate: u64,
+    /// e2e: units of each floor part (claims and records, tracker events, provider calls)
+    /// measured alone after each round.
+    #[arg(long, default_value_t = 20_000)]
+    pub floor_units: u64,
 
     /// database.max_connections of the roles under test (pool size per process; the shipped
     /// default).
@@ -654,6 +658,13 @@ impl CpuTimes {
             wall: self.at.duration_since(earlier.at).as_secs_f64(),
         }
     }
+}
+
+/// The whole machine's CPU microseconds per unit for `units` units of work done since `start`;
+/// `None` where `/proc` cannot be read.
+pub fn machine_us_per_unit(start: Option<CpuTimes>, units: u64) -> Option<f64> {
+    let spent = CpuTimes::now()?.since(&start?);
+    Some(spent.machine * 1e6 / units as f64)
 }
 
 /// What a unit of work cost over each round: CPU microseconds per unit of the whole machine, of

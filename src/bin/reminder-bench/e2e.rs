@@ -11,8 +11,12 @@
 //! - Peak RSS of this process (VmHWM) over each round, mock provider included; exact counts:
 //!   the sum of frequency equals the reminders and the mock saw each reminder once.
 //! - CPU time per reminder over the burst, of the whole machine, of this process and of the
-//!   local RabbitMQ and PostgreSQL, and how many cores were busy: what a reminder costs, which holds better than a rate on a machine
-//!   whose speed changes from hour to hour.
+//!   local RabbitMQ and PostgreSQL, and how many cores were busy: what a reminder costs, which
+//!   holds better than a rate on a machine whose speed changes from hour to hour.
+//! - The floor (`floor.rs`), after each round: what the parts every reminder needs cost when
+//!   each runs alone, the most this machine's cores would carry at that cost as a ratio to the
+//!   round's publish ceiling (the highest the e2e ratio can go here), and the round's
+//!   throughput over that most.
 
 use std::time::{Duration, Instant};
 
@@ -25,6 +29,7 @@ use uuid::Uuid;
 use crate::ceilings::Ceilings;
 use crate::common::{self, Amqp, BenchEnv, CpuFigures, Opts, guarded};
 use crate::fixtures::{self, Fleet};
+use crate::floor::{self, FloorFigures};
 use crate::mock_provider::MockCloudApi;
 use crate::report::{Paired, Row, Summary, Table, Target, Unit, quantile};
 use reminder::domain::events::MAINTENANCE_DUE;
@@ -44,6 +49,7 @@ struct Figures {
     rss: Vec<f64>,
     /// What a reminder cost over each burst.
     cpu: CpuFigures,
+    floor: FloorFigures,
     miscounted: Vec<f64>,
     calls_per_reminder: Vec<f64>,
 }
@@ -64,14 +70,22 @@ pub async fn run(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
     let f = guarded("e2e", opts, move |env| async move {
         let mock =
             MockCloudApi::start(Duration::from_millis(o.e2e_provider_delay_ms), false).await?;
+        let mut provider_settings = env.settings.clone();
+        BenchEnv::use_mock_cloud_api(&mut provider_settings, &mock.url, &o);
+        let provider = reminder::sender::providers::from_settings(&provider_settings.whatsapp)?;
         let mut f = Figures::default();
         let mut result = Ok(());
         for round in 0..o.rounds {
             let measured = async {
-                let ceiling = ceilings.publish_now().await?;
+                let ceiling = ceilings.publish_now_costed().await?;
                 one_round(&env, &o, &mock, round, paced_rate, adaptive, &mut f).await?;
                 let rate = *f.rates.last().expect("a finished round has its rate");
-                f.paired.push(ceiling, rate);
+                f.paired.push(ceiling.rate, rate);
+                if let Some(parts) =
+                    floor::measure(&env, &o, ceilings, ceiling, &provider, round).await?
+                {
+                    f.floor.push(parts, ceiling.rate, rate);
+                }
                 anyhow::Ok(())
             };
             if let Err(e) = measured.await {
@@ -113,6 +127,9 @@ pub async fn run(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
         Unit::Ms,
     ));
     for row in f.cpu.rows("burst", "reminder") {
+        t.row(row);
+    }
+    for row in f.floor.rows() {
         t.row(row);
     }
     t.row(
@@ -173,6 +190,10 @@ pub async fn run(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
     ));
     t.note("whatsapp.max_per_second = 0 and sender.recipient_interval_ms = 0 (lifted for the benchmark); RSS includes the in-process mock Cloud API and the tool's bookkeeping");
     t.note("CPU per reminder: CPU time over the burst (/proc) divided by the reminders; the whole machine's includes RabbitMQ, PostgreSQL and this process (the pipeline, the mock Cloud API and the polling for counts)");
+    t.note(format!(
+        "floor: after each round, each part alone ({} claims and records, tracker events of new pairs and provider calls; the publish of the round's ceiling, a consume ceiling measured then), whole-machine CPU per unit; the e2e ratio can reach its 0.25 only where the floor's row is above 0.25",
+        crate::report::thousands(opts.floor_units as f64)
+    ));
     t.print();
     Ok(t.all_met())
 }

@@ -18,6 +18,7 @@ mod ceilings;
 mod common;
 mod e2e;
 mod fixtures;
+mod floor;
 mod mock_provider;
 mod producer;
 mod report;

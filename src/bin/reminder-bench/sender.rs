@@ -12,20 +12,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use futures::StreamExt as _;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::ceilings::Ceilings;
 use crate::common::{self, Amqp, BenchEnv, Opts, guarded};
+use crate::floor;
 use crate::mock_provider::MockCloudApi;
 use crate::report::{Row, Summary, Table, Target, Unit};
 use reminder::context::AppContext;
-use reminder::db::dispatch::DispatchWrites;
-use reminder::domain::PhoneNumber;
 use reminder::domain::events::MAINTENANCE_DUE;
 use reminder::sender::Sender;
-use reminder::sender::providers::{self, OutboundMessage};
+use reminder::sender::providers;
 
 struct Figures {
     rates: Vec<f64>,
@@ -164,35 +162,13 @@ async fn measure(env: &BenchEnv, o: &Opts, mock: &MockCloudApi) -> anyhow::Resul
         // The ceiling: the provider client alone at the same concurrency.
         mock.reset();
         let n = o.sends;
-        let started = Instant::now();
-        let country = reminder::domain::CountryCode::parse("62")?;
-        let results: Vec<bool> = futures::stream::iter(0..n)
-            .map(|i| {
-                let provider = provider.clone();
-                let message = outbound(i, &country);
-                async move { provider.send(&message).await.is_ok() }
-            })
-            .buffer_unordered(o.sender_concurrency)
-            .collect()
-            .await;
-        f.provider_alone
-            .push(n as f64 / started.elapsed().as_secs_f64());
-        anyhow::ensure!(
-            results.iter().all(|ok| *ok),
-            "the mock refused some provider calls"
-        );
+        let alone = floor::provider_calls(&provider, n, o.sender_concurrency).await?;
+        f.provider_alone.push(alone.rate);
 
         // The sender's database path alone: the same statements per reminder, shared the
         // same way, same pool.
-        let writes = DispatchWrites::start(&ctx.pool, "cloud_api", Duration::from_secs(40), 5);
-        let started = Instant::now();
-        let results: Vec<Result<(), sqlx::Error>> = futures::stream::iter(0..n)
-            .map(|i| dispatch_path(&writes, i, &country))
-            .buffer_unordered(o.sender_concurrency)
-            .collect()
-            .await;
-        f.db_alone.push(n as f64 / started.elapsed().as_secs_f64());
-        results.into_iter().collect::<Result<Vec<()>, _>>()?;
+        let alone = floor::sender_statements(&ctx.pool, n, o.sender_concurrency).await?;
+        f.db_alone.push(alone.rate);
 
         // The sender.
         mock.reset();
@@ -261,30 +237,6 @@ async fn measure(env: &BenchEnv, o: &Opts, mock: &MockCloudApi) -> anyhow::Resul
     Ok(f)
 }
 
-/// What the sender asks PostgreSQL for one reminder that goes out (no rate limit, so no
-/// look-up first): claim the attempt, record the answer, both through the shared statements.
-async fn dispatch_path(
-    writes: &DispatchWrites,
-    i: u64,
-    country: &reminder::domain::CountryCode,
-) -> Result<(), sqlx::Error> {
-    let id = Uuid::new_v4().to_string();
-    let due = reminder::domain::MaintenanceDue {
-        customer_id: Uuid::new_v4(),
-        vehicle_id: Uuid::new_v4(),
-        customer_name: format!("Customer {i}"),
-        phone: PhoneNumber::parse(&format!("0812{:08}", i % 100_000_000), country)
-            .expect("a valid number"),
-        plate_number: format!("B {} XY", i % 10_000),
-        vehicle: None,
-        due_date: Utc::now().date_naive(),
-        locale: None,
-    };
-    writes.claim(&id, &due).await?;
-    writes.record_sent(&id, "wamid.bench", Utc::now()).await?;
-    Ok(())
-}
-
 /// Publishes `n` fresh `maintenance.due` events, each for its own customer and number.
 async fn queue_reminders(amqp: &Amqp, env: &BenchEnv, n: u64) -> anyhow::Result<()> {
     let now = Utc::now();
@@ -302,22 +254,6 @@ async fn queue_reminders(amqp: &Amqp, env: &BenchEnv, n: u64) -> anyhow::Result<
     )
     .await?;
     Ok(())
-}
-
-fn outbound(i: u64, country: &reminder::domain::CountryCode) -> OutboundMessage {
-    let due = Utc::now().date_naive();
-    OutboundMessage {
-        reminder_id: Uuid::new_v4().to_string(),
-        to: PhoneNumber::parse(&format!("0812{:08}", i % 100_000_000), country)
-            .expect("a valid number"),
-        customer_name: format!("Customer {i}"),
-        plate_number: format!("B {} XY", i % 10_000),
-        vehicle: Some("Honda Vario 125".into()),
-        due_date: due,
-        due_date_text: due.to_string(),
-        locale: "id".into(),
-        text: "Halo".into(),
-    }
 }
 
 /// The most arrivals within any window of length `w` (sliding, starting at an arrival).

@@ -23,6 +23,7 @@ use uuid::Uuid;
 
 use crate::ceilings::Ceilings;
 use crate::common::{self, Amqp, BenchEnv, CpuFigures, Opts, guarded};
+use crate::floor;
 use crate::report::{Paired, Row, Summary, Table, Target, Unit};
 use reminder::broker::delivery::with_raw_message;
 use reminder::domain::events::MESSAGE_SENT;
@@ -205,43 +206,16 @@ async fn measure(env: &BenchEnv, o: &Opts, ceilings: &Ceilings) -> anyhow::Resul
     db.url = env.extra_database("statement");
     let statement_pool = reminder::db::migrate(&db).await?;
     for _ in 0..o.rounds {
-        let now = Utc::now();
-        let outcomes: Vec<MessageOutcome> = (0..n)
-            .map(|i| {
-                let (c, v) = common::pair(seed, i % o.tracker_pairs);
-                let reminder_id = Uuid::new_v4().to_string();
-                MessageOutcome {
-                    event_id: reminder::domain::events::outcome_id(MESSAGE_SENT, &reminder_id),
-                    reminder_id,
-                    customer_id: c,
-                    vehicle_id: v,
-                    status: reminder::domain::OutcomeStatus::Sent,
-                    provider: "cloud_api".into(),
-                    provider_message_id: Some(format!("wamid.bench{i}")),
-                    error_code: None,
-                    error: None,
-                    attempts: 1,
-                    at: now,
-                    phone: Some(format!("62812{:08}", i % o.tracker_pairs)),
-                    customer_name: Some(format!("Customer {}", i % o.tracker_pairs)),
-                    plate_number: Some(format!("B {} XY", i % 10_000)),
-                }
-            })
-            .collect();
+        let outcomes = floor::sent_outcomes(n, o.tracker_pairs, |p| common::pair(seed, p));
         // As the tracker runs it: `batches_in_flight` batches at once, each on its own connection.
-        let chunks: Vec<&[MessageOutcome]> = outcomes.chunks(settings.tracker.batch_size).collect();
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let started = Instant::now();
-        futures::future::try_join_all((0..settings.tracker.batches_in_flight).map(|_| async {
-            while let Some(chunk) =
-                chunks.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
-            {
-                reminder::db::tracking::apply_batch(&statement_pool, chunk).await?;
-            }
-            Ok::<_, sqlx::Error>(())
-        }))
+        let alone = floor::tracker_statement(
+            &statement_pool,
+            &outcomes,
+            settings.tracker.batch_size,
+            settings.tracker.batches_in_flight,
+        )
         .await?;
-        f.statement.push(n as f64 / started.elapsed().as_secs_f64());
+        f.statement.push(alone.rate);
     }
     statement_pool.close().await;
 

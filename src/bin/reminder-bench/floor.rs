@@ -1,0 +1,342 @@
+//! The least CPU one reminder's required work costs this machine: each part the contract and
+//! the issue require, measured alone at its own best, as the whole machine's CPU time
+//! (`/proc/stat`) over the units done. e2e prints the sum beside its own cost per reminder,
+//! and the rate that sum would allow on all of this machine's cores as a ratio to the publish
+//! ceiling: how high this machine lets that ratio go, whatever the code does.
+//!
+//! The parts: two publishes with confirms (`maintenance.due`, then `message.sent`) and two
+//! consumes with acks, at the raw ceilings' own cost; the sender's claim and recorded send
+//! through its group commits; the tracker's statement for one event of a new pair (as every
+//! e2e reminder is); one provider call, with the mock Cloud API in this process answering it.
+//! Left out, so the sum stays a floor: the producer's scan, parsing and rendering events, the
+//! runtime's scheduling, logging.
+//!
+//! The sender and tracker scenarios use the same parts for their "alone" rows.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use futures::StreamExt as _;
+use uuid::Uuid;
+
+use crate::ceilings::{Ceilings, Costed};
+use crate::common::{self, BenchEnv, CpuTimes, Opts};
+use crate::report::{Row, Summary, Unit};
+use reminder::db::dispatch::DispatchWrites;
+use reminder::domain::events::{MESSAGE_SENT, outcome_id};
+use reminder::domain::{CountryCode, MaintenanceDue, MessageOutcome, OutcomeStatus, PhoneNumber};
+use reminder::sender::providers::{OutboundMessage, WhatsappProvider};
+
+/// A part measured alone: its rate, and the whole machine's CPU microseconds per unit.
+pub type Part = Costed;
+
+fn part(n: u64, started: Instant, cpu: Option<CpuTimes>) -> Part {
+    let rate = n as f64 / started.elapsed().as_secs_f64();
+    Part {
+        rate,
+        machine_us: common::machine_us_per_unit(cpu, n),
+    }
+}
+
+/// `n` provider calls, `concurrency` at once: the same client and request bodies the sender
+/// uses, no database or broker.
+pub async fn provider_calls(
+    provider: &Arc<dyn WhatsappProvider>,
+    n: u64,
+    concurrency: usize,
+) -> anyhow::Result<Part> {
+    let country = CountryCode::parse("62")?;
+    let messages: Vec<OutboundMessage> = (0..n).map(|i| outbound(i, &country)).collect();
+    let cpu = CpuTimes::now();
+    let started = Instant::now();
+    let refused = futures::stream::iter(messages)
+        .map(|message| {
+            let provider = provider.clone();
+            async move { provider.send(&message).await.is_err() }
+        })
+        .buffer_unordered(concurrency)
+        .filter(|refused| std::future::ready(*refused))
+        .count()
+        .await;
+    let p = part(n, started, cpu);
+    anyhow::ensure!(refused == 0, "the mock refused {refused} provider calls");
+    Ok(p)
+}
+
+/// What the sender asks PostgreSQL for `n` reminders that go out (no rate limit, so no look-up
+/// first): claim the attempt, record the answer, both through the shared statements, with
+/// `concurrency` reminders at once.
+pub async fn sender_statements(
+    pool: &sqlx::PgPool,
+    n: u64,
+    concurrency: usize,
+) -> anyhow::Result<Part> {
+    let country = CountryCode::parse("62")?;
+    let writes = DispatchWrites::start(pool, "cloud_api", Duration::from_secs(40), 5);
+    let reminders: Vec<(String, MaintenanceDue)> =
+        (0..n).map(|i| due_reminder(i, &country)).collect();
+    let cpu = CpuTimes::now();
+    let started = Instant::now();
+    let results: Vec<Result<(), sqlx::Error>> = futures::stream::iter(&reminders)
+        .map(|(id, due)| {
+            let writes = &writes;
+            async move {
+                writes.claim(id, due).await?;
+                writes.record_sent(id, "wamid.bench", Utc::now()).await?;
+                Ok(())
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    let p = part(n, started, cpu);
+    results.into_iter().collect::<Result<Vec<()>, _>>()?;
+    Ok(p)
+}
+
+/// The tracker's statement over `outcomes`, `batch_size` per call and `in_flight` calls at
+/// once, each on its own connection, as the tracker runs it.
+pub async fn tracker_statement(
+    pool: &sqlx::PgPool,
+    outcomes: &[MessageOutcome],
+    batch_size: usize,
+    in_flight: usize,
+) -> anyhow::Result<Part> {
+    let chunks: Vec<&[MessageOutcome]> = outcomes.chunks(batch_size).collect();
+    let next = AtomicUsize::new(0);
+    let cpu = CpuTimes::now();
+    let started = Instant::now();
+    futures::future::try_join_all((0..in_flight).map(|_| async {
+        while let Some(chunk) = chunks.get(next.fetch_add(1, Ordering::Relaxed)) {
+            reminder::db::tracking::apply_batch(pool, chunk).await?;
+        }
+        Ok::<_, sqlx::Error>(())
+    }))
+    .await?;
+    Ok(part(outcomes.len() as u64, started, cpu))
+}
+
+/// `n` fresh `message.sent` outcomes over `pairs` recipients: event `i` is for recipient
+/// `i % pairs`, whose (customer, vehicle) is `pair(i % pairs)`.
+pub fn sent_outcomes(
+    n: u64,
+    pairs: u64,
+    pair: impl Fn(u64) -> (Uuid, Uuid),
+) -> Vec<MessageOutcome> {
+    let now = Utc::now();
+    (0..n)
+        .map(|i| {
+            let p = i % pairs;
+            let (c, v) = pair(p);
+            let reminder_id = Uuid::new_v4().to_string();
+            MessageOutcome {
+                event_id: outcome_id(MESSAGE_SENT, &reminder_id),
+                reminder_id,
+                customer_id: c,
+                vehicle_id: v,
+                status: OutcomeStatus::Sent,
+                provider: "cloud_api".into(),
+                provider_message_id: Some(format!("wamid.bench{i}")),
+                error_code: None,
+                error: None,
+                attempts: 1,
+                at: now,
+                phone: Some(format!("62812{:08}", p % 100_000_000)),
+                customer_name: Some(format!("Customer {p}")),
+                plate_number: Some(format!("B {} XY", p % 10_000)),
+            }
+        })
+        .collect()
+}
+
+/// The message the sender would send for reminder `i`.
+pub fn outbound(i: u64, country: &CountryCode) -> OutboundMessage {
+    let due = Utc::now().date_naive();
+    OutboundMessage {
+        reminder_id: Uuid::new_v4().to_string(),
+        to: PhoneNumber::parse(&format!("0812{:08}", i % 100_000_000), country)
+            .expect("a valid number"),
+        customer_name: format!("Customer {i}"),
+        plate_number: format!("B {} XY", i % 10_000),
+        vehicle: Some("Honda Vario 125".into()),
+        due_date: due,
+        due_date_text: due.to_string(),
+        locale: "id".into(),
+        text: "Halo".into(),
+    }
+}
+
+fn due_reminder(i: u64, country: &CountryCode) -> (String, MaintenanceDue) {
+    let due = MaintenanceDue {
+        customer_id: Uuid::new_v4(),
+        vehicle_id: Uuid::new_v4(),
+        customer_name: format!("Customer {i}"),
+        phone: PhoneNumber::parse(&format!("0812{:08}", i % 100_000_000), country)
+            .expect("a valid number"),
+        plate_number: format!("B {} XY", i % 10_000),
+        vehicle: None,
+        due_date: Utc::now().date_naive(),
+        locale: None,
+    };
+    (Uuid::new_v4().to_string(), due)
+}
+
+/// One round's floor: each part's CPU per unit, in microseconds of the whole machine.
+#[derive(Debug, Clone, Copy)]
+pub struct Floor {
+    pub publish: f64,
+    pub consume: f64,
+    pub sender: f64,
+    pub tracker: f64,
+    pub provider: f64,
+}
+
+impl Floor {
+    /// Per reminder: two publishes, two consumes, and one of each other part.
+    pub fn per_reminder(&self) -> f64 {
+        2.0 * self.publish + 2.0 * self.consume + self.sender + self.tracker + self.provider
+    }
+
+    /// The most reminders per second this machine's cores could carry at this cost.
+    pub fn most_per_sec(&self) -> f64 {
+        cores() as f64 * 1e6 / self.per_reminder()
+    }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Measures the parts other than the publish (which the round's ceiling already measured),
+/// while the scenario's own work is idle: the consume ceiling, then the database parts on a
+/// database of their own, then the provider calls. `None` where `/proc` cannot be read.
+pub async fn measure(
+    env: &BenchEnv,
+    o: &Opts,
+    ceilings: &Ceilings,
+    publish: Costed,
+    provider: &Arc<dyn WhatsappProvider>,
+    round: usize,
+) -> anyhow::Result<Option<Floor>> {
+    let consume = ceilings.consume_now_costed().await?;
+    let mut db = env.settings.database.clone();
+    let url = env.extra_database(&format!("floor{round}"));
+    db.url = url.clone();
+    let pool = reminder::db::migrate(&db).await?;
+    let n = o.floor_units;
+    let sender = sender_statements(&pool, n, o.e2e_concurrency).await?;
+    let tracker_settings = &env.settings.tracker;
+    let outcomes = sent_outcomes(n, n, |_| (Uuid::new_v4(), Uuid::new_v4()));
+    let tracker = tracker_statement(
+        &pool,
+        &outcomes,
+        tracker_settings.batch_size,
+        tracker_settings.batches_in_flight,
+    )
+    .await?;
+    pool.close().await;
+    if let Ok(admin) = common::admin_pool(o).await {
+        let name = url.rsplit('/').next().unwrap_or_default();
+        let _ = common::drop_database(&admin, name).await;
+        admin.close().await;
+    }
+    let calls = provider_calls(provider, n, o.e2e_concurrency).await?;
+    Ok((|| {
+        Some(Floor {
+            publish: publish.machine_us?,
+            consume: consume.machine_us?,
+            sender: sender.machine_us?,
+            tracker: tracker.machine_us?,
+            provider: calls.machine_us?,
+        })
+    })())
+}
+
+/// The floors of the rounds, and how each round's throughput compares with the most its floor
+/// allows.
+#[derive(Debug, Default)]
+pub struct FloorFigures {
+    floors: Vec<Floor>,
+    /// The most the floor allows over the round's publish ceiling.
+    allowed_ratio: Vec<f64>,
+    /// The round's throughput over the most its floor allows.
+    efficiency: Vec<f64>,
+}
+
+impl FloorFigures {
+    pub fn push(&mut self, floor: Floor, publish_ceiling: f64, throughput: f64) {
+        self.floors.push(floor);
+        self.allowed_ratio
+            .push(floor.most_per_sec() / publish_ceiling);
+        self.efficiency.push(throughput / floor.most_per_sec());
+    }
+
+    pub fn rows(&self) -> Vec<Row> {
+        if self.floors.is_empty() {
+            return Vec::new();
+        }
+        let of = |f: fn(&Floor) -> f64| Summary::of(&self.floors.iter().map(f).collect::<Vec<_>>());
+        let us = |name: &str, f: fn(&Floor) -> f64| Row::new(name, of(f), Unit::Us);
+        vec![
+            us(
+                "floor: CPU per reminder of its required parts, each alone",
+                Floor::per_reminder,
+            ),
+            us("  floor part: a publish with confirm (2 a reminder)", |f| {
+                f.publish
+            }),
+            us("  floor part: a consume and ack (2 a reminder)", |f| {
+                f.consume
+            }),
+            us("  floor part: the sender's claim and recorded send", |f| {
+                f.sender
+            }),
+            us("  floor part: the tracker's statement, one new pair", |f| {
+                f.tracker
+            }),
+            us(
+                "  floor part: a provider call, mock Cloud API answering",
+                |f| f.provider,
+            ),
+            Row::new(
+                format!(
+                    "floor: the most {} cores allow / the publish ceiling of its round",
+                    cores()
+                ),
+                Summary::of(&self.allowed_ratio),
+                Unit::Ratio,
+            ),
+            Row::new(
+                "burst throughput / the most its floor allows",
+                Summary::of(&self.efficiency),
+                Unit::Ratio,
+            ),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_floor_counts_two_publishes_and_two_consumes_a_reminder() {
+        let floor = Floor {
+            publish: 40.0,
+            consume: 15.0,
+            sender: 28.0,
+            tracker: 26.0,
+            provider: 47.0,
+        };
+        assert_eq!(floor.per_reminder(), 211.0);
+        let most = cores() as f64 * 1e6 / 211.0;
+        assert!((floor.most_per_sec() - most).abs() < 1e-6);
+
+        let mut figures = FloorFigures::default();
+        figures.push(floor, most * 4.0, most / 2.0);
+        assert_eq!(figures.allowed_ratio, vec![0.25]);
+        assert_eq!(figures.efficiency, vec![0.5]);
+    }
+}
