@@ -108,13 +108,13 @@ impl Ceilings {
         Ok(consume)
     }
 
-    /// The lower of the consume and PostgreSQL-upsert ceilings, measured now: the tracker's
-    /// ceiling.
-    pub async fn tracker_now(&self) -> anyhow::Result<f64> {
-        let consume = measure_consume(&self.beside_a_round()).await?.median;
+    /// The lower of the consume and PostgreSQL-upsert ceilings, measured now (the tracker's
+    /// ceiling), with the consume ceiling and what a consume cost the machine.
+    pub async fn tracker_now_costed(&self) -> anyhow::Result<(f64, Costed)> {
+        let consume = consume_rounds(&self.beside_a_round()).await?.costed();
         let pg = measure_pg_upsert(&self.beside_a_round()).await?.median;
         settle().await;
-        Ok(consume.min(pg))
+        Ok((consume.rate.min(pg), consume))
     }
 
     /// Two rounds of a third of the messages, and their mean as the ceiling: a quorum queue's

@@ -198,11 +198,6 @@ impl Floor {
     pub fn per_reminder(&self) -> f64 {
         2.0 * self.publish + 2.0 * self.consume + self.sender + self.tracker + self.provider
     }
-
-    /// The most reminders per second this machine's cores could carry at this cost.
-    pub fn most_per_sec(&self) -> f64 {
-        cores() as f64 * 1e6 / self.per_reminder()
-    }
 }
 
 fn cores() -> usize {
@@ -254,66 +249,94 @@ pub async fn measure(
     })())
 }
 
-/// The floors of the rounds, and how each round's throughput compares with the most its floor
-/// allows.
+/// What a floor allows, round by round: the floor in CPU microseconds per unit, the most this
+/// machine's cores carry at that cost over the ceiling of the round, and the round's
+/// throughput over that most.
+#[derive(Debug, Default)]
+pub struct Bound {
+    floor_us: Vec<f64>,
+    allowed: Vec<f64>,
+    efficiency: Vec<f64>,
+}
+
+impl Bound {
+    pub fn push(&mut self, floor_us: f64, ceiling: f64, throughput: f64) {
+        let most = cores() as f64 * 1e6 / floor_us;
+        self.floor_us.push(floor_us);
+        self.allowed.push(most / ceiling);
+        self.efficiency.push(throughput / most);
+    }
+
+    /// The floor's row (`floor`), then what it allows over `ceiling` and `throughput` over
+    /// that; nothing without samples.
+    fn rows(&self, floor: String, ceiling: &str, throughput: &str) -> (Vec<Row>, Vec<Row>) {
+        if self.floor_us.is_empty() {
+            return (Vec::new(), Vec::new());
+        }
+        let first = vec![Row::new(floor, Summary::of(&self.floor_us), Unit::Us)];
+        let then = vec![
+            Row::new(
+                format!("floor: the most {} cores allow / {ceiling}", cores()),
+                Summary::of(&self.allowed),
+                Unit::Ratio,
+            ),
+            Row::new(
+                format!("{throughput} / the most its floor allows"),
+                Summary::of(&self.efficiency),
+                Unit::Ratio,
+            ),
+        ];
+        (first, then)
+    }
+
+    /// The three rows in order.
+    pub fn all_rows(&self, floor: String, ceiling: &str, throughput: &str) -> Vec<Row> {
+        let (mut rows, then) = self.rows(floor, ceiling, throughput);
+        rows.extend(then);
+        rows
+    }
+}
+
+/// e2e's floors, part by part, and what they allow.
 #[derive(Debug, Default)]
 pub struct FloorFigures {
     floors: Vec<Floor>,
-    /// The most the floor allows over the round's publish ceiling.
-    allowed_ratio: Vec<f64>,
-    /// The round's throughput over the most its floor allows.
-    efficiency: Vec<f64>,
+    bound: Bound,
 }
 
 impl FloorFigures {
     pub fn push(&mut self, floor: Floor, publish_ceiling: f64, throughput: f64) {
         self.floors.push(floor);
-        self.allowed_ratio
-            .push(floor.most_per_sec() / publish_ceiling);
-        self.efficiency.push(throughput / floor.most_per_sec());
+        self.bound
+            .push(floor.per_reminder(), publish_ceiling, throughput);
     }
 
     pub fn rows(&self) -> Vec<Row> {
-        if self.floors.is_empty() {
-            return Vec::new();
+        let (mut rows, then) = self.bound.rows(
+            "floor: CPU per reminder of its required parts, each alone".into(),
+            "the publish ceiling of its round",
+            "burst throughput",
+        );
+        if rows.is_empty() {
+            return rows;
         }
-        let of = |f: fn(&Floor) -> f64| Summary::of(&self.floors.iter().map(f).collect::<Vec<_>>());
-        let us = |name: &str, f: fn(&Floor) -> f64| Row::new(name, of(f), Unit::Us);
-        vec![
-            us(
-                "floor: CPU per reminder of its required parts, each alone",
-                Floor::per_reminder,
-            ),
-            us("  floor part: a publish with confirm (2 a reminder)", |f| {
-                f.publish
-            }),
-            us("  floor part: a consume and ack (2 a reminder)", |f| {
-                f.consume
-            }),
-            us("  floor part: the sender's claim and recorded send", |f| {
-                f.sender
-            }),
-            us("  floor part: the tracker's statement, one new pair", |f| {
-                f.tracker
-            }),
-            us(
-                "  floor part: a provider call, mock Cloud API answering",
-                |f| f.provider,
-            ),
+        let part = |name: &str, f: fn(&Floor) -> f64| {
+            let samples: Vec<f64> = self.floors.iter().map(f).collect();
             Row::new(
-                format!(
-                    "floor: the most {} cores allow / the publish ceiling of its round",
-                    cores()
-                ),
-                Summary::of(&self.allowed_ratio),
-                Unit::Ratio,
-            ),
-            Row::new(
-                "burst throughput / the most its floor allows",
-                Summary::of(&self.efficiency),
-                Unit::Ratio,
-            ),
-        ]
+                format!("  floor part: {name}"),
+                Summary::of(&samples),
+                Unit::Us,
+            )
+        };
+        rows.extend([
+            part("a publish with confirm (2 a reminder)", |f| f.publish),
+            part("a consume and ack (2 a reminder)", |f| f.consume),
+            part("the sender's claim and recorded send", |f| f.sender),
+            part("the tracker's statement, one new pair", |f| f.tracker),
+            part("a provider call, mock Cloud API answering", |f| f.provider),
+        ]);
+        rows.extend(then);
+        rows
     }
 }
 
@@ -322,7 +345,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_floor_counts_two_publishes_and_two_consumes_a_reminder() {
+    fn a_floor_counts_two_publishes_and_two_consumes_a_reminder_and_bounds_the_ratio() {
         let floor = Floor {
             publish: 40.0,
             consume: 15.0,
@@ -331,12 +354,13 @@ mod tests {
             provider: 47.0,
         };
         assert_eq!(floor.per_reminder(), 211.0);
+        // What 211 us a reminder lets this machine's cores carry.
         let most = cores() as f64 * 1e6 / 211.0;
-        assert!((floor.most_per_sec() - most).abs() < 1e-6);
 
         let mut figures = FloorFigures::default();
         figures.push(floor, most * 4.0, most / 2.0);
-        assert_eq!(figures.allowed_ratio, vec![0.25]);
-        assert_eq!(figures.efficiency, vec![0.5]);
+        assert_eq!(figures.bound.floor_us, vec![211.0]);
+        assert_eq!(figures.bound.allowed, vec![0.25]);
+        assert_eq!(figures.bound.efficiency, vec![0.5]);
     }
 }
