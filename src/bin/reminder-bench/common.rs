@@ -326,6 +326,16 @@ pub async fn drop_database(admin: &PgPool, name: &str) -> Result<(), sqlx::Error
     .map(|_| ())
 }
 
+/// Drops the database at `url` now rather than at clean-up, to free its disk; best effort
+/// (clean-up tries again).
+pub async fn drop_database_now(opts: &Opts, url: &str) {
+    if let Ok(admin) = admin_pool(opts).await {
+        let name = url.rsplit('/').next().unwrap_or_default();
+        let _ = drop_database(&admin, name).await;
+        admin.close().await;
+    }
+}
+
 /// Runs `body` with a fresh `BenchEnv` and cleans up afterwards whatever happened: success,
 /// error, panic or Ctrl-C.
 pub async fn guarded<T, F, Fut>(scenario: &str, opts: &Opts, body: F) -> anyhow::Result<T>

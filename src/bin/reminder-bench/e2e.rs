@@ -322,12 +322,7 @@ async fn one_round(
     shutdown.cancel();
     app_task.await??;
     f.rss.push(common::peak_rss_mb());
-    // Free the disk now rather than at the end.
-    if let Ok(admin) = common::admin_pool(o).await {
-        let name = settings.database.url.rsplit('/').next().unwrap_or_default();
-        let _ = common::drop_database(&admin, name).await;
-        admin.close().await;
-    }
+    common::drop_database_now(o, &settings.database.url).await;
     Ok(())
 }
 

@@ -232,21 +232,24 @@ pub async fn measure(
     )
     .await?;
     pool.close().await;
-    if let Ok(admin) = common::admin_pool(o).await {
-        let name = url.rsplit('/').next().unwrap_or_default();
-        let _ = common::drop_database(&admin, name).await;
-        admin.close().await;
-    }
+    common::drop_database_now(o, &url).await;
     let calls = provider_calls(provider, n, o.e2e_concurrency).await?;
-    Ok((|| {
-        Some(Floor {
-            publish: publish.machine_us?,
-            consume: consume.machine_us?,
-            sender: sender.machine_us?,
-            tracker: tracker.machine_us?,
-            provider: calls.machine_us?,
-        })
-    })())
+    let (Some(publish), Some(consume), Some(sender), Some(tracker), Some(provider)) = (
+        publish.machine_us,
+        consume.machine_us,
+        sender.machine_us,
+        tracker.machine_us,
+        calls.machine_us,
+    ) else {
+        return Ok(None);
+    };
+    Ok(Some(Floor {
+        publish,
+        consume,
+        sender,
+        tracker,
+        provider,
+    }))
 }
 
 /// What a floor allows, round by round: the floor in CPU microseconds per unit, the most this
@@ -267,14 +270,19 @@ impl Bound {
         self.efficiency.push(throughput / most);
     }
 
-    /// The floor's row (`floor`), then what it allows over `ceiling` and `throughput` over
-    /// that; nothing without samples.
-    fn rows(&self, floor: String, ceiling: &str, throughput: &str) -> (Vec<Row>, Vec<Row>) {
-        if self.floor_us.is_empty() {
-            return (Vec::new(), Vec::new());
-        }
-        let first = vec![Row::new(floor, Summary::of(&self.floor_us), Unit::Us)];
-        let then = vec![
+    pub fn is_empty(&self) -> bool {
+        self.floor_us.is_empty()
+    }
+
+    /// The floor itself, named `name`. Call only when not empty.
+    fn floor_row(&self, name: &str) -> Row {
+        Row::new(name, Summary::of(&self.floor_us), Unit::Us)
+    }
+
+    /// What the floor allows over `ceiling`, and `throughput` over that. Call only when not
+    /// empty.
+    fn ratio_rows(&self, ceiling: &str, throughput: &str) -> [Row; 2] {
+        [
             Row::new(
                 format!("floor: the most {} cores allow / {ceiling}", cores()),
                 Summary::of(&self.allowed),
@@ -285,14 +293,16 @@ impl Bound {
                 Summary::of(&self.efficiency),
                 Unit::Ratio,
             ),
-        ];
-        (first, then)
+        ]
     }
 
-    /// The three rows in order.
-    pub fn all_rows(&self, floor: String, ceiling: &str, throughput: &str) -> Vec<Row> {
-        let (mut rows, then) = self.rows(floor, ceiling, throughput);
-        rows.extend(then);
+    /// The floor's row, then the two ratios; nothing without samples.
+    pub fn rows(&self, floor: &str, ceiling: &str, throughput: &str) -> Vec<Row> {
+        if self.is_empty() {
+            return Vec::new();
+        }
+        let mut rows = vec![self.floor_row(floor)];
+        rows.extend(self.ratio_rows(ceiling, throughput));
         rows
     }
 }
@@ -311,15 +321,15 @@ impl FloorFigures {
             .push(floor.per_reminder(), publish_ceiling, throughput);
     }
 
+    /// The floor, its parts, then the two ratios; nothing without samples.
     pub fn rows(&self) -> Vec<Row> {
-        let (mut rows, then) = self.bound.rows(
-            "floor: CPU per reminder of its required parts, each alone".into(),
-            "the publish ceiling of its round",
-            "burst throughput",
-        );
-        if rows.is_empty() {
-            return rows;
+        if self.bound.is_empty() {
+            return Vec::new();
         }
+        let mut rows = vec![
+            self.bound
+                .floor_row("floor: CPU per reminder of its required parts, each alone"),
+        ];
         let part = |name: &str, f: fn(&Floor) -> f64| {
             let samples: Vec<f64> = self.floors.iter().map(f).collect();
             Row::new(
@@ -335,7 +345,10 @@ impl FloorFigures {
             part("the tracker's statement, one new pair", |f| f.tracker),
             part("a provider call, mock Cloud API answering", |f| f.provider),
         ]);
-        rows.extend(then);
+        rows.extend(
+            self.bound
+                .ratio_rows("the publish ceiling of its round", "burst throughput"),
+        );
         rows
     }
 }

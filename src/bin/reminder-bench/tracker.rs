@@ -38,10 +38,8 @@ struct Figures {
     miscounted: Vec<f64>,
     /// What an event cost over each timed drain.
     cpu: CpuFigures,
-    /// Per round: its ceiling, what a consume cost the machine then, and the tracker's rate.
-    rounds: Vec<(f64, Option<f64>, f64)>,
-    /// What an event of the statement alone cost the machine, per round.
-    statement_us: Vec<Option<f64>>,
+    /// A consume at the ceiling's cost plus the statement alone, against each round.
+    floor: floor::Bound,
 }
 
 pub async fn run(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
@@ -88,16 +86,8 @@ pub async fn run(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
     for row in f.cpu.rows("tracker", "event") {
         t.row(row);
     }
-    // The floor: a consume at the ceiling's cost and the statement alone, paired round by
-    // round (the statement's rounds run after the tracker's).
-    let mut bound = floor::Bound::default();
-    for (&(ceiling, consume_us, rate), statement_us) in f.rounds.iter().zip(&f.statement_us) {
-        if let (Some(c), Some(s)) = (consume_us, statement_us) {
-            bound.push(c + s, ceiling, rate);
-        }
-    }
-    for row in bound.all_rows(
-        "floor: CPU per event of a consume and ack and the statement, each alone".into(),
+    for row in f.floor.rows(
+        "floor: CPU per event of a consume and ack and the statement, each alone",
         "min(PG upsert, consume) of its round",
         "tracker events/s",
     ) {
@@ -177,9 +167,11 @@ async fn measure(env: &BenchEnv, o: &Opts, ceilings: &Ceilings) -> anyhow::Resul
         baseline: vec![],
         miscounted: vec![],
         cpu: CpuFigures::default(),
-        rounds: vec![],
-        statement_us: vec![],
+        floor: floor::Bound::default(),
     };
+    // Per round: its ceiling, what a consume cost the machine then, and the tracker's rate;
+    // the statement's rounds, which run after the tracker's, complete each round's floor.
+    let mut rounds: Vec<(f64, Option<f64>, f64)> = Vec::new();
     let n = o.tracker_events;
     for round in 1..=o.rounds as u64 {
         let (ceiling, consume) = ceilings.tracker_now_costed().await?;
@@ -205,8 +197,7 @@ async fn measure(env: &BenchEnv, o: &Opts, ceilings: &Ceilings) -> anyhow::Resul
         handle.await??;
         f.rates.push(n as f64 / secs);
         f.paired.push(ceiling, n as f64 / secs);
-        f.rounds
-            .push((ceiling, consume.machine_us, n as f64 / secs));
+        rounds.push((ceiling, consume.machine_us, n as f64 / secs));
         let (sum, reports, logged) = common::exact_counts(&pool).await?;
         f.miscounted.push((sum - (round * n) as i64) as f64);
         anyhow::ensure!(
@@ -229,7 +220,7 @@ async fn measure(env: &BenchEnv, o: &Opts, ceilings: &Ceilings) -> anyhow::Resul
     let mut db = settings.database.clone();
     db.url = env.extra_database("statement");
     let statement_pool = reminder::db::migrate(&db).await?;
-    for _ in 0..o.rounds {
+    for &(ceiling, consume_us, rate) in &rounds {
         let outcomes = floor::sent_outcomes(n, o.tracker_pairs, |p| common::pair(seed, p));
         // As the tracker runs it: `batches_in_flight` batches at once, each on its own connection.
         let alone = floor::tracker_statement(
@@ -240,7 +231,9 @@ async fn measure(env: &BenchEnv, o: &Opts, ceilings: &Ceilings) -> anyhow::Resul
         )
         .await?;
         f.statement.push(alone.rate);
-        f.statement_us.push(alone.machine_us);
+        if let (Some(consume), Some(statement)) = (consume_us, alone.machine_us) {
+            f.floor.push(consume + statement, ceiling, rate);
+        }
     }
     statement_pool.close().await;
 
