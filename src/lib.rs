@@ -15,6 +15,7 @@
 
 pub mod allocator;
 pub mod api;
+pub mod backoff;
 pub mod broker;
 pub mod cli;
 pub mod configuration;

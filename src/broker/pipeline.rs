@@ -10,8 +10,9 @@ use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 use tokio_util::sync::CancellationToken;
 
+use super::Broker;
 use super::publisher::{Outgoing, PublishError, Publisher};
-use super::{Backoff, Broker};
+use crate::backoff::Backoff;
 
 /// A publish waiting for its confirm: the channel generation it went out on, the message (to
 /// publish again if it is not confirmed) and the broker's answer.

@@ -7,6 +7,7 @@ pub mod group_commit;
 pub mod master_data;
 pub mod producer_runs;
 pub mod reports;
+pub mod retry;
 pub mod tracking;
 
 use std::str::FromStr;

@@ -10,7 +10,7 @@ use chrono_tz::Tz;
 use tokio_util::sync::CancellationToken;
 
 use super::{Producer, ScanSummary, Trigger};
-use crate::broker::Backoff;
+use crate::backoff::Backoff;
 use crate::db::producer_runs;
 
 impl Producer {

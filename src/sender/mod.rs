@@ -44,8 +44,9 @@ use crate::broker::publisher::Outgoing;
 use crate::broker::{
     DeliveryExt, PublishError, Publisher, Session, Topology, answered, dead_letter,
 };
-use crate::context::{AppContext, DbError};
+use crate::context::AppContext;
 use crate::db::dispatch::{self, Claim, DispatchRecord, DispatchWrites};
+use crate::db::retry::DbError;
 use crate::domain::events::MAINTENANCE_DUE;
 use crate::domain::{CountryCode, IncomingEvent, MaintenanceDue};
 use crate::metrics::{ProviderLabels, SendLabels};

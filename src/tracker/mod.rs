@@ -26,7 +26,8 @@ use crate::broker::delivery::with_raw_message;
 use crate::broker::{
     DeliveryExt, PublishError, Publisher, Session, Topology, answered, dead_letter,
 };
-use crate::context::{AppContext, DbError};
+use crate::context::AppContext;
+use crate::db::retry::DbError;
 use crate::db::tracking::{Applied, Expect, apply_batch_expecting};
 use crate::domain::{IncomingEvent, MessageOutcome};
 
