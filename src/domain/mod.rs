@@ -1,10 +1,13 @@
 //! Domain types: values that are valid by construction (a `PhoneNumber` is always E.164), the
-//! CloudEvents envelope, and the reminder events with their deterministic ids.
+//! CloudEvents envelope, the reminder events with their deterministic ids, and the reminder
+//! text's template.
 
 pub mod cloud_event;
 pub mod events;
+pub mod message_template;
 pub mod phone_number;
 
 pub use cloud_event::{EventError, IncomingEvent, OutgoingEvent, RawMessage};
 pub use events::{MaintenanceDue, MessageFailed, MessageOutcome, MessageSent, OutcomeStatus};
+pub use message_template::MessageTemplate;
 pub use phone_number::{CountryCode, PhoneError, PhoneNumber, mask_phone};

@@ -21,7 +21,6 @@
 
 pub mod providers;
 pub mod rate_limit;
-pub mod render;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -48,11 +47,11 @@ use crate::context::AppContext;
 use crate::db::dispatch::{self, Claim, DispatchRecord, DispatchWrites};
 use crate::db::retry::DbError;
 use crate::domain::events::MAINTENANCE_DUE;
+use crate::domain::message_template::{MessageTemplate, MessageVars, format_date};
 use crate::domain::{CountryCode, IncomingEvent, MaintenanceDue};
 use crate::metrics::{ProviderLabels, SendLabels};
 use providers::{OutboundMessage, WhatsappProvider};
 use rate_limit::{RateLimiter, RecipientGap, WindowGuard};
-use render::{MessageTemplate, MessageVars, format_date};
 
 const ROLE: &str = "sender";
 /// A reminder backing off for longer than this is parked again rather than waited for in place.

@@ -1,0 +1,78 @@
+//! The `producer`, `sender` and `tracker` sections: how each role does its work.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono_tz::Tz;
+use serde::Deserialize;
+
+use super::{ConfigError, invalid};
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProducerSettings {
+    pub schedule: String,
+    pub timezone: String,
+    pub days_ahead: u32,
+    pub overdue_days: u32,
+    pub catch_up_on_start: bool,
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SenderSettings {
+    pub concurrency: usize,
+    pub retry_initial_ms: u64,
+    pub retry_max_ms: u64,
+    pub recipient_interval_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TrackerSettings {
+    pub batch_size: usize,
+    pub batch_linger_ms: u64,
+    pub batches_in_flight: usize,
+}
+
+impl ProducerSettings {
+    pub fn cron(&self) -> Result<croner::Cron, ConfigError> {
+        croner::Cron::from_str(&self.schedule)
+            .map_err(|e| invalid("producer.schedule", format!("not a cron expression: {e}")))
+    }
+    pub fn tz(&self) -> Result<Tz, ConfigError> {
+        self.timezone.parse::<Tz>().map_err(|_| {
+            invalid(
+                "producer.timezone",
+                format!("unknown time zone {:?}", self.timezone),
+            )
+        })
+    }
+}
+
+impl SenderSettings {
+    /// Delay before retry number `retry` (1-based), before jitter.
+    pub fn retry_delay(&self, retry: u32) -> Duration {
+        let factor = 1u64 << retry.saturating_sub(1).min(30);
+        Duration::from_millis(
+            self.retry_initial_ms
+                .saturating_mul(factor)
+                .min(self.retry_max_ms),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Settings;
+    use super::*;
+
+    #[test]
+    fn retry_delays_double_up_to_the_cap() {
+        let s = Settings::defaults().sender;
+        assert_eq!(s.retry_delay(1), Duration::from_millis(s.retry_initial_ms));
+        assert_eq!(
+            s.retry_delay(2),
+            Duration::from_millis(2 * s.retry_initial_ms)
+        );
+        assert_eq!(s.retry_delay(40), Duration::from_millis(s.retry_max_ms));
+    }
+}

@@ -1,0 +1,85 @@
+//! The `http`, `alerts`, `telemetry` and `runtime` sections: how the process serves its API
+//! and operations endpoints, logs, and stops.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{ConfigError, Secret, invalid};
+
+#[derive(Clone, Deserialize)]
+pub struct HttpSettings {
+    pub bind: String,
+    /// Where a process without the api role serves /metrics, /healthz and /readyz ("": not).
+    pub metrics_bind: String,
+    pub api_token: Secret,
+    pub request_timeout_ms: u64,
+    pub max_concurrent_requests: usize,
+    /// Size of the API's own read-only pool (the roles' pool is `database.max_connections`).
+    pub db_connections: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AlertSettings {
+    pub window_days: u32,
+    pub max_frequency: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TelemetrySettings {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RuntimeSettings {
+    pub shutdown_timeout_secs: u64,
+}
+
+impl std::fmt::Debug for HttpSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpSettings")
+            .field("bind", &self.bind)
+            .field("metrics_bind", &self.metrics_bind)
+            .field("api_token", &self.api_token)
+            .field("request_timeout_ms", &self.request_timeout_ms)
+            .field("max_concurrent_requests", &self.max_concurrent_requests)
+            .field("db_connections", &self.db_connections)
+            .finish()
+    }
+}
+
+impl HttpSettings {
+    pub fn socket_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.bind
+            .parse()
+            .map_err(|_| invalid("http.bind", format!("not an address:port: {:?}", self.bind)))
+    }
+    /// `http.metrics_bind`, or `None` when empty.
+    pub fn metrics_socket_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        let bind = self.metrics_bind.trim();
+        if bind.is_empty() {
+            return Ok(None);
+        }
+        bind.parse().map(Some).map_err(|_| {
+            invalid(
+                "http.metrics_bind",
+                format!("not an address:port: {:?}", self.metrics_bind),
+            )
+        })
+    }
+}
+
+impl RuntimeSettings {
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_secs(self.shutdown_timeout_secs)
+    }
+}

@@ -1,0 +1,192 @@
+//! The checks serde cannot make: formats, ranges and combinations of settings, each error
+//! naming its key.
+
+use std::str::FromStr;
+
+use super::{ConfigError, ProviderKind, Settings, invalid};
+use crate::domain::{CountryCode, MessageTemplate};
+
+impl Settings {
+    /// Checks everything serde cannot: formats, ranges and combinations.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(self.database.url.starts_with("postgres://")
+            || self.database.url.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "database.url",
+                "must be a postgres:// or postgresql:// URL",
+            ));
+        }
+        sqlx::postgres::PgConnectOptions::from_str(&self.database.url)
+            .map_err(|e| invalid("database.url", format!("not a PostgreSQL URL: {e}")))?;
+        if self.database.max_connections == 0 {
+            return Err(invalid("database.max_connections", "must be at least 1"));
+        }
+        let nodes = self.amqp.node_urls();
+        if nodes.is_empty() {
+            return Err(invalid("amqp.url", "no broker address given"));
+        }
+        for node in &nodes {
+            lapin::uri::AMQPUri::from_str(node)
+                .map_err(|e| invalid("amqp.url", format!("not an AMQP URL ({e})")))?;
+        }
+        if self.amqp.exchange.trim().is_empty() {
+            return Err(invalid("amqp.exchange", "must not be empty"));
+        }
+        if self.amqp.delivery_limit == 0 {
+            return Err(invalid("amqp.delivery_limit", "must be at least 1"));
+        }
+        if self.amqp.publish_window == 0 {
+            return Err(invalid("amqp.publish_window", "must be at least 1"));
+        }
+        if self.amqp.max_message_bytes < 1024 {
+            return Err(invalid("amqp.max_message_bytes", "must be at least 1024"));
+        }
+        self.producer.cron()?;
+        self.producer.tz()?;
+        if self.sender.concurrency == 0 || self.sender.concurrency > u16::MAX as usize {
+            return Err(invalid("sender.concurrency", "must be between 1 and 65535"));
+        }
+        if self.sender.retry_initial_ms == 0
+            || self.sender.retry_max_ms < self.sender.retry_initial_ms
+        {
+            return Err(invalid(
+                "sender.retry_max_ms",
+                "must be at least sender.retry_initial_ms, which must be positive",
+            ));
+        }
+        if self.tracker.batch_size == 0 || self.tracker.batch_size > 10_000 {
+            return Err(invalid("tracker.batch_size", "must be between 1 and 10000"));
+        }
+        if self.tracker.batches_in_flight == 0 || self.tracker.batches_in_flight > 64 {
+            return Err(invalid(
+                "tracker.batches_in_flight",
+                "must be between 1 and 64",
+            ));
+        }
+        CountryCode::parse(&self.whatsapp.default_country_code)
+            .map_err(|e| invalid("whatsapp.default_country_code", e.to_string()))?;
+        if self.whatsapp.max_attempts == 0 {
+            return Err(invalid("whatsapp.max_attempts", "must be at least 1"));
+        }
+        if self.whatsapp.request_timeout_ms == 0 {
+            return Err(invalid("whatsapp.request_timeout_ms", "must be positive"));
+        }
+        MessageTemplate::parse(&self.whatsapp.message_template)
+            .map_err(|e| invalid("whatsapp.message_template", e))?;
+        check_http_url(
+            "whatsapp.cloud_api.base_url",
+            &self.whatsapp.cloud_api.base_url,
+        )?;
+        check_http_url("whatsapp.fonnte.base_url", &self.whatsapp.fonnte.base_url)?;
+        match self.whatsapp.provider {
+            ProviderKind::Log => {}
+            ProviderKind::CloudApi => {
+                let c = &self.whatsapp.cloud_api;
+                if c.phone_number_id.trim().is_empty() {
+                    return Err(invalid(
+                        "whatsapp.cloud_api.phone_number_id",
+                        "required when whatsapp.provider = \"cloud_api\"",
+                    ));
+                }
+                if c.access_token.is_empty() {
+                    return Err(invalid(
+                        "whatsapp.cloud_api.access_token",
+                        "required when whatsapp.provider = \"cloud_api\"",
+                    ));
+                }
+            }
+            ProviderKind::Fonnte => {
+                if self.whatsapp.fonnte.token.is_empty() {
+                    return Err(invalid(
+                        "whatsapp.fonnte.token",
+                        "required when whatsapp.provider = \"fonnte\"",
+                    ));
+                }
+            }
+        }
+        self.http.socket_addr()?;
+        self.http.metrics_socket_addr()?;
+        if self.http.max_concurrent_requests == 0 {
+            return Err(invalid(
+                "http.max_concurrent_requests",
+                "must be at least 1",
+            ));
+        }
+        if self.http.db_connections == 0 {
+            return Err(invalid("http.db_connections", "must be at least 1"));
+        }
+        if self.alerts.window_days == 0 {
+            return Err(invalid("alerts.window_days", "must be at least 1"));
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.telemetry.level)
+            .map_err(|e| invalid("telemetry.level", e.to_string()))?;
+        Ok(())
+    }
+}
+
+fn check_http_url(key: &'static str, value: &str) -> Result<(), ConfigError> {
+    let url = reqwest::Url::parse(value).map_err(|e| invalid(key, format!("not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid(key, "must be an http:// or https:// URL"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_compiled_in_defaults_are_valid() {
+        Settings::defaults().validate().unwrap();
+    }
+
+    #[test]
+    fn a_bad_cron_expression_names_its_key() {
+        let mut s = Settings::defaults();
+        s.producer.schedule = "every morning".into();
+        let err = s.validate().unwrap_err().to_string();
+        assert!(err.contains("producer.schedule"), "{err}");
+    }
+
+    #[test]
+    fn a_malformed_url_names_its_key() {
+        let mut s = Settings::defaults();
+        s.amqp.url = "http//nope".into();
+        assert!(s.validate().unwrap_err().to_string().contains("amqp.url"));
+        let mut s = Settings::defaults();
+        s.database.url = "mysql:/x".into();
+        assert!(
+            s.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("database.url")
+        );
+        let mut s = Settings::defaults();
+        s.whatsapp.cloud_api.base_url = "graph.facebook.com".into();
+        assert!(
+            s.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("whatsapp.cloud_api.base_url")
+        );
+    }
+
+    #[test]
+    fn an_api_pool_of_no_connections_names_its_key() {
+        let mut s = Settings::defaults();
+        s.http.db_connections = 0;
+        let err = s.validate().unwrap_err().to_string();
+        assert!(err.contains("http.db_connections"), "{err}");
+    }
+
+    #[test]
+    fn cloud_api_needs_its_credentials() {
+        let mut s = Settings::defaults();
+        s.whatsapp.provider = ProviderKind::CloudApi;
+        s.whatsapp.cloud_api.phone_number_id = "123".into();
+        let err = s.validate().unwrap_err().to_string();
+        assert!(err.contains("whatsapp.cloud_api.access_token"), "{err}");
+    }
+}

@@ -1,0 +1,77 @@
+//! The `whatsapp` section: the provider, its credentials, and how messages are sent.
+
+use serde::Deserialize;
+
+use super::Secret;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WhatsappSettings {
+    pub provider: ProviderKind,
+    pub default_country_code: String,
+    pub default_locale: String,
+    pub max_per_second: u32,
+    pub max_attempts: u32,
+    pub request_timeout_ms: u64,
+    /// Speak HTTP/2 from the first byte to an `http://` provider URL (h2c). `https://` URLs
+    /// negotiate HTTP/2 by ALPN without it (with it, they offer HTTP/2 alone).
+    pub http2_prior_knowledge: bool,
+    pub message_template: String,
+    pub cloud_api: CloudApiSettings,
+    pub fonnte: FonnteSettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum ProviderKind {
+    Log,
+    CloudApi,
+    Fonnte,
+}
+
+impl ProviderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Log => "log",
+            ProviderKind::CloudApi => "cloud_api",
+            ProviderKind::Fonnte => "fonnte",
+        }
+    }
+}
+
+#[derive(Clone, Deserialize)]
+pub struct CloudApiSettings {
+    pub base_url: String,
+    pub api_version: String,
+    pub phone_number_id: String,
+    pub access_token: Secret,
+    pub template_name: String,
+    pub template_language: String,
+}
+
+#[derive(Clone, Deserialize)]
+pub struct FonnteSettings {
+    pub base_url: String,
+    pub token: Secret,
+}
+
+impl std::fmt::Debug for CloudApiSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CloudApiSettings")
+            .field("base_url", &self.base_url)
+            .field("api_version", &self.api_version)
+            .field("phone_number_id", &self.phone_number_id)
+            .field("access_token", &self.access_token)
+            .field("template_name", &self.template_name)
+            .field("template_language", &self.template_language)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for FonnteSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FonnteSettings")
+            .field("base_url", &self.base_url)
+            .field("token", &self.token)
+            .finish()
+    }
+}
