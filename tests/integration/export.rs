@@ -2,7 +2,7 @@
 //! RFC 4180 quoting, spreadsheet-formula defusing, filters and sort, and both paths agreeing.
 
 use chrono::{Duration, Utc};
-use reminder::cli::ReportCommand;
+use reminder::commands::ReportCommand;
 use reminder::db::master_data::{self, NewCustomer, NewVehicle};
 use reminder::db::tracking::apply_batch;
 use reminder::domain::{MessageOutcome, OutcomeStatus};
@@ -266,7 +266,7 @@ async fn the_cli_export_writes_the_same_csv_as_the_http_export() {
 
     let path =
         std::env::temp_dir().join(format!("reminder-export-{}.csv", Uuid::new_v4().simple()));
-    reminder::report_cli::run(
+    reminder::commands::report::run(
         env.settings.clone(),
         ReportCommand::Export {
             output: Some(path.clone()),

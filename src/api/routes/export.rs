@@ -11,8 +11,7 @@ use super::super::ApiState;
 use super::super::error::{ApiError, ErrorBody};
 use super::super::params::Params;
 use super::list::report_filter;
-use crate::db::reports;
-use crate::report_csv;
+use crate::db::reports::{self, export};
 
 #[utoipa::path(
     get,
@@ -51,7 +50,7 @@ pub async fn export_csv(
         }
     };
     let header_row =
-        futures::stream::once(async { Ok::<_, std::io::Error>(Bytes::from(report_csv::header())) });
+        futures::stream::once(async { Ok::<_, std::io::Error>(Bytes::from(export::csv_header())) });
     // Rows already read go out together (up to 256 in one chunk, about 70 KB), so a large
     // export is not one HTTP frame per row; a slow database still gets each row out at once.
     let rows = futures::stream::iter(first)
@@ -61,7 +60,7 @@ pub async fn export_csv(
             let mut chunk = String::with_capacity(rows.len() * 300);
             for row in rows {
                 match row {
-                    Ok(r) => chunk.push_str(&report_csv::row(&r)),
+                    Ok(r) => chunk.push_str(&export::csv_row(&r)),
                     Err(e) => {
                         // Headers are gone already; cutting the body short is the only signal
                         // left.

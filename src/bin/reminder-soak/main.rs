@@ -73,8 +73,8 @@ fn main() -> ExitCode {
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     // A role process: behave exactly as the `reminder` binary.
     if args.get(1).map(String::as_str) == Some("reminder") {
-        let cli = reminder::cli::Cli::parse_from(&args[1..]);
-        return match runtime.block_on(reminder::cli::run(cli)) {
+        let cli = reminder::commands::Cli::parse_from(&args[1..]);
+        return match runtime.block_on(reminder::commands::run(cli)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("reminder: {e:#}");

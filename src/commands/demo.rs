@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::{Days, NaiveDate};
+use clap::Args;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -18,6 +19,13 @@ use crate::domain::events::maintenance_due_id;
 use crate::domain::{CountryCode, PhoneNumber};
 use crate::producer::{Producer, Trigger};
 use crate::startup::{self, Application, Role};
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Exit after printing the statistics instead of serving the API.
+    #[arg(long)]
+    pub exit: bool,
+}
 
 /// (name, phone, [(plate, brand, model, days from today or None)])
 type DemoCustomer = (
@@ -157,7 +165,7 @@ pub async fn insert_fleet(
     Ok(expected)
 }
 
-pub async fn run(mut settings: Settings, exit: bool) -> anyhow::Result<()> {
+pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
     settings.whatsapp.provider = ProviderKind::Log;
     let shutdown = startup::shutdown_on_signals();
     let app =
@@ -186,7 +194,7 @@ pub async fn run(mut settings: Settings, exit: bool) -> anyhow::Result<()> {
     let stats = reports::statistics(&ctx.pool, None, (None, None)).await?;
     println!("statistics: {}", serde_json::to_string_pretty(&stats)?);
 
-    if exit {
+    if args.exit {
         shutdown.cancel();
     } else if let Some(port) = port {
         println!(

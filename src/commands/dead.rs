@@ -1,4 +1,4 @@
-//! The dead-letter queue for operators: `reminder dead list` shows what is there and why;
+//! `reminder dead list | replay`: the dead-letter queue for operators. `list` shows what is there and why;
 //! `reminder dead replay` publishes messages back to their original routing key (after the bug
 //! or the data is fixed) and removes them from the dead-letter queue only once the broker
 //! confirmed the replay.
@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
+use clap::Subcommand;
 use lapin::message::BasicGetMessage;
 use lapin::options::{BasicAckOptions, BasicGetOptions};
 use lapin::types::AMQPValue;
@@ -18,8 +19,23 @@ use crate::broker::delivery::{
 };
 use crate::broker::publisher::{Outgoing, Publisher, without_headers};
 use crate::broker::{Broker, Topology};
-use crate::cli::DeadCommand;
 use crate::configuration::Settings;
+
+#[derive(Debug, Subcommand)]
+pub enum DeadCommand {
+    /// List what is in the dead-letter queue, and why (messages stay in the queue).
+    List {
+        /// Show at most this many.
+        #[arg(long, default_value_t = 100, value_name = "N")]
+        limit: u32,
+    },
+    /// Move dead letters back to their original routing key to be processed again.
+    Replay {
+        /// Replay at most this many (default: all).
+        #[arg(long, value_name = "N")]
+        limit: Option<u32>,
+    },
+}
 
 /// One dead letter, as `dead list` prints it.
 #[derive(Debug, Clone, Serialize)]

@@ -1,15 +1,41 @@
-//! `reminder report delete | reset-frequency | export`: the seed's write operations, kept off
-//! HTTP. Each prints what it changed.
+//! `reminder report delete | reset-frequency | export`: the writes to the report, kept off the
+//! read-only HTTP API, and the CSV export. Each prints what it did.
 
 use std::io::Write;
+use std::path::PathBuf;
 
 use anyhow::Context as _;
+use clap::Subcommand;
 use futures::StreamExt;
+use uuid::Uuid;
 
-use crate::cli::ReportCommand;
 use crate::configuration::Settings;
-use crate::db::reports::{self, ReportFilter};
-use crate::report_csv;
+use crate::db::reports::{self, ReportFilter, export};
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Delete one report row (its message history stays).
+    Delete {
+        /// The report's id.
+        report_id: Uuid,
+    },
+    /// Set frequency to 0 on matching reports (all when no filter), keeping the rows, their
+    /// last message date and the message history.
+    ResetFrequency {
+        /// Only this customer's reports.
+        #[arg(long, value_name = "ID")]
+        customer: Option<Uuid>,
+        /// Only this vehicle's reports.
+        #[arg(long, value_name = "ID")]
+        vehicle: Option<Uuid>,
+    },
+    /// Write the detail view as CSV, streamed (default: to stdout).
+    Export {
+        /// Write to this file instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+}
 
 pub async fn run(settings: Settings, command: ReportCommand) -> anyhow::Result<()> {
     let pool = if settings.database.migrate_on_start {
@@ -51,11 +77,11 @@ pub async fn run(settings: Settings, command: ReportCommand) -> anyhow::Result<(
                 )),
                 None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
             };
-            out.write_all(report_csv::header().as_bytes())?;
-            let mut rows = reports::detail_stream(&pool, ReportFilter::default());
+            out.write_all(export::csv_header().as_bytes())?;
+            let mut rows = export::detail_stream(&pool, ReportFilter::default());
             let mut n = 0u64;
             while let Some(row) = rows.next().await {
-                out.write_all(report_csv::row(&row?).as_bytes())?;
+                out.write_all(export::csv_row(&row?).as_bytes())?;
                 n += 1;
             }
             out.flush()?;

@@ -1,9 +1,46 @@
-//! The detail view as CSV (RFC 4180), shared by `GET /whatsapp-report/export.csv` and
+//! The whole detail view for export: streamed from the database without holding it in memory,
+//! and written as CSV (RFC 4180), shared by `GET /whatsapp-report/export.csv` and
 //! `reminder report export`.
 
 use std::fmt::Write;
 
-use crate::db::reports::ReportDetail;
+use futures::stream::BoxStream;
+use sqlx::{PgPool, QueryBuilder};
+
+use super::list::{
+    DETAIL_COLUMNS, DETAIL_JOINS, ReportDetail, ReportFilter, order_by, push_report_filter,
+};
+
+/// The whole detail view as a stream, for CSV export without holding it in memory. A task
+/// reads rows into a small bounded channel, so a slow consumer (an HTTP client, a file) pauses
+/// the database read instead of buffering rows.
+pub fn detail_stream(
+    pool: &PgPool,
+    filter: ReportFilter,
+) -> BoxStream<'static, Result<ReportDetail, sqlx::Error>> {
+    use futures::StreamExt;
+    let pool = pool.clone();
+    let (tx, rx) = tokio::sync::mpsc::channel(256);
+    tokio::spawn(async move {
+        let mut qb = QueryBuilder::new(format!(
+            "SELECT {DETAIL_COLUMNS} FROM whatsapp_report r {DETAIL_JOINS}"
+        ));
+        push_report_filter(&mut qb, &filter);
+        qb.push(order_by(filter.sort));
+        let mut rows = qb.build_query_as::<ReportDetail>().fetch(&pool);
+        while let Some(row) = rows.next().await {
+            let failed = row.is_err();
+            if tx.send(row).await.is_err() || failed {
+                break;
+            }
+        }
+    });
+    futures::stream::unfold(
+        rx,
+        |mut rx| async move { rx.recv().await.map(|row| (row, rx)) },
+    )
+    .boxed()
+}
 
 const COLUMNS: &[&str] = &[
     "id",
@@ -22,13 +59,15 @@ const COLUMNS: &[&str] = &[
     "updated_at",
 ];
 
-pub fn header() -> String {
+/// The header line.
+pub fn csv_header() -> String {
     let mut line = COLUMNS.join(",");
     line.push_str("\r\n");
     line
 }
 
-pub fn row(r: &ReportDetail) -> String {
+/// One report's line.
+pub fn csv_row(r: &ReportDetail) -> String {
     let mut line = String::with_capacity(256);
     let text = |s: &Option<String>| s.as_deref().map(escape).unwrap_or_default();
     let _ = write!(
@@ -101,6 +140,6 @@ mod tests {
         assert_eq!(phone("+1+cmd|' /C calc'!A0"), "'+1+cmd|' /C calc'!A0");
         assert_eq!(phone("-1+1"), "'-1+1");
         assert_eq!(phone("=1+1"), "'=1+1");
-        assert_eq!(header().trim_end().split(',').count(), COLUMNS.len());
+        assert_eq!(csv_header().trim_end().split(',').count(), COLUMNS.len());
     }
 }
