@@ -10,7 +10,8 @@ use chrono_tz::Tz;
 use uuid::Uuid;
 
 use super::error::ApiError;
-use crate::db::reports::{MessageStatus, Page, Period, ReportSort};
+use crate::db::reports::{Page, Period, ReportSort};
+use crate::domain::OutcomeStatus;
 
 pub const DEFAULT_LIMIT: i64 = 50;
 pub const MAX_LIMIT: i64 = 1000;
@@ -147,11 +148,11 @@ impl Params {
         }))
     }
 
-    pub fn status(&self) -> Result<Option<MessageStatus>, ApiError> {
+    pub fn status(&self) -> Result<Option<OutcomeStatus>, ApiError> {
         match self.get("status") {
             None => Ok(None),
-            Some("sent") => Ok(Some(MessageStatus::Sent)),
-            Some("failed") => Ok(Some(MessageStatus::Failed)),
+            Some("sent") => Ok(Some(OutcomeStatus::Sent)),
+            Some("failed") => Ok(Some(OutcomeStatus::Failed)),
             Some(other) => Err(ApiError::bad_request(
                 "invalid_status",
                 format!("status must be sent or failed, got {}", shown(other)),

@@ -19,6 +19,7 @@
 //! sent), `retry` (parked after a transient error), `deferred` (a copy parked because its
 //! reminder is backing off), `dead_lettered`, `error` (requeued after a database error).
 
+pub mod outcome;
 pub mod providers;
 pub mod rate_limit;
 
@@ -44,12 +45,13 @@ use crate::broker::{
     DeliveryExt, PublishError, Publisher, Session, Topology, answered, dead_letter,
 };
 use crate::context::AppContext;
-use crate::db::dispatch::{self, Claim, DispatchRecord, DispatchWrites};
+use crate::db::dispatch::{self, Claim, DispatchRecord, DispatchStatus, DispatchWrites};
 use crate::db::retry::DbError;
 use crate::domain::events::MAINTENANCE_DUE;
 use crate::domain::message_template::{MessageTemplate, MessageVars, format_date};
 use crate::domain::{CountryCode, IncomingEvent, MaintenanceDue};
 use crate::metrics::{ProviderLabels, SendLabels};
+use outcome::OutcomeEvent;
 use providers::{OutboundMessage, WhatsappProvider};
 use rate_limit::{RateLimiter, RecipientGap, WindowGuard};
 
@@ -62,8 +64,6 @@ const MAX_BUSY_POLL: Duration = Duration::from_millis(500);
 /// A live handler answers within one provider call; a lease still held after this is most
 /// likely a dead process's, and waiting it out in place would hold a concurrency slot idle.
 const BUSY_PARK_AFTER: Duration = Duration::from_secs(2);
-/// CloudEvents `source` of the outcome events.
-pub const SOURCE: &str = "reminder/sender";
 
 pub struct Sender {
     ctx: AppContext,
@@ -340,15 +340,14 @@ impl Sender {
         let next = self.decide(&event, &due, shutdown).await?;
         match next {
             Next::Publish { record, duplicate } => {
-                let (ty, id, body) = record
-                    .outcome_event(SOURCE)
-                    .expect("decide only returns final records");
-                publisher.publish_event(ty, &id, body).await?;
+                let event = OutcomeEvent::of(&record).expect("decide only returns final records");
+                let ty = event.event_type();
+                publisher.publish_event(ty, &event.id, event.body).await?;
                 self.ctx.metrics.published(ty);
                 let outcome = if duplicate {
                     "duplicate"
                 } else {
-                    record.status_label()
+                    event.status.as_str()
                 };
                 self.ctx.metrics.consumed(ROLE, MAINTENANCE_DUE, outcome);
             }
@@ -379,12 +378,14 @@ impl Sender {
                 .db_retry(ROLE, shutdown, || dispatch::get(pool, &event.id))
                 .await?;
             if let Some(record) = known {
-                if record.is_final() {
+                if record.status.is_final() {
                     tracing::info!(status = %record.status, "already handled; re-publishing its outcome");
                     self.ctx.metrics.duplicates_suppressed.inc();
                     return Ok(Next::duplicate(record));
                 }
-                if record.status == "retrying" && record.retry_in_ms > DEFER_THRESHOLD_MS {
+                if record.status == DispatchStatus::Retrying
+                    && record.retry_in_ms > DEFER_THRESHOLD_MS
+                {
                     return Ok(self.defer(record.retry_in_ms));
                 }
             }
@@ -433,8 +434,8 @@ impl Sender {
                     // Only reachable when the last attempt's handler died mid-call (its outcome
                     // is unknown, so another call could send twice) or when max_attempts was
                     // lowered below the attempts already made.
-                    let (code, error) = match (&*record.status, &record.error_code) {
-                        ("retrying", Some(code)) => {
+                    let (code, error) = match (record.status, &record.error_code) {
+                        (DispatchStatus::Retrying, Some(code)) => {
                             (code.clone(), record.error.clone().unwrap_or_default())
                         }
                         _ => (
@@ -486,7 +487,7 @@ impl Sender {
     /// or, when a newer attempt took over and is still under way, park this copy briefly; it
     /// comes back, waits for that attempt's lease and publishes its outcome.
     fn settled(&self, record: DispatchRecord) -> Next {
-        if record.is_final() {
+        if record.status.is_final() {
             Next::publish(record)
         } else {
             self.defer(record.retry_in_ms)
@@ -691,19 +692,6 @@ impl Sender {
             })
             .await?;
         Ok(())
-    }
-}
-
-impl DispatchRecord {
-    pub fn is_final(&self) -> bool {
-        matches!(self.status.as_str(), "sent" | "failed")
-    }
-    fn status_label(&self) -> &'static str {
-        if self.status == "sent" {
-            "sent"
-        } else {
-            "failed"
-        }
     }
 }
 

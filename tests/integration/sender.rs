@@ -16,7 +16,7 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable};
 use reminder::configuration::{ProviderKind, Secret};
-use reminder::db::dispatch::{self, Claim};
+use reminder::db::dispatch::{self, Claim, DispatchStatus};
 use reminder::domain::events::outcome_id;
 use reminder::domain::{CountryCode, MaintenanceDue, PhoneNumber};
 use reminder::startup::Role;
@@ -673,7 +673,7 @@ async fn a_claimed_reminder_is_busy_for_other_handlers_until_its_outcome_is_reco
     );
     match third {
         Claim::Done(record) => {
-            assert_eq!(record.status, "sent");
+            assert_eq!(record.status, DispatchStatus::Sent);
             assert_eq!(record.provider_message_id.as_deref(), Some("wamid.1"));
             assert_eq!(record.attempts, 1);
         }
@@ -748,7 +748,11 @@ async fn a_handler_whose_lease_was_taken_over_cannot_overwrite_the_newer_attempt
         !stale_retry,
         "a stale attempt does not turn the newer one into a retry"
     );
-    assert_eq!(stale_failure.status, "sending", "nor fails it");
+    assert_eq!(
+        stale_failure.status,
+        DispatchStatus::Sending,
+        "nor fails it"
+    );
     assert!(
         stale_failure.lease_left_ms > 25_000,
         "the newer lease stands"
@@ -1181,7 +1185,7 @@ async fn a_reminder_the_database_keeps_refusing_ends_in_the_dead_queue_after_the
         dispatch::get(app.pool(), &good_id)
             .await
             .unwrap()
-            .is_some_and(|r| r.status == "sent")
+            .is_some_and(|r| r.status == DispatchStatus::Sent)
     })
     .await;
     assert_eq!(amqp.depth(&env.topology().sender_queue).await, 0);

@@ -7,6 +7,7 @@ use sqlx::{PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::{BUCKET_SECS, DEEP_OFFSET, Page, Period, push_bucket_range};
+use crate::domain::OutcomeStatus;
 
 /// One message in the history.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -29,25 +30,9 @@ pub struct MessageRecord {
     pub plate_number: Option<String>,
 }
 
-/// A message's outcome, as a filter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MessageStatus {
-    Sent,
-    Failed,
-}
-
-impl MessageStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MessageStatus::Sent => "sent",
-            MessageStatus::Failed => "failed",
-        }
-    }
-}
-
 #[derive(Debug, Clone, Default)]
 pub struct MessageFilter {
-    pub status: Option<MessageStatus>,
+    pub status: Option<OutcomeStatus>,
     pub customer: Option<Uuid>,
     pub vehicle: Option<Uuid>,
     pub period: Option<Period>,
@@ -102,8 +87,8 @@ fn bucket_column(filter: &MessageFilter) -> Option<&'static str> {
     }
     Some(match filter.status {
         None => "sent + failed",
-        Some(MessageStatus::Sent) => "sent",
-        Some(MessageStatus::Failed) => "failed",
+        Some(OutcomeStatus::Sent) => "sent",
+        Some(OutcomeStatus::Failed) => "failed",
     })
 }
 

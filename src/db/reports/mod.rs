@@ -19,7 +19,7 @@ pub use list::{
     Report, ReportDetail, ReportFilter, ReportSort, by_customer, by_id, by_pair, count, detail,
     list,
 };
-pub use messages::{MessageFilter, MessageRecord, MessageStatus, count_messages, messages};
+pub use messages::{MessageFilter, MessageRecord, count_messages, messages};
 pub use statistics::{
     OverReminded, Statistics, count_over_reminded, daily, over_reminded, statistics,
 };

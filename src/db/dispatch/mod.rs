@@ -13,7 +13,10 @@
 //! Every time comparison is made by PostgreSQL (`now()`), so the clocks of sender hosts never
 //! matter.
 
+mod writes;
+
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -21,9 +24,70 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::db::group_commit::{Batched, GroupCommit};
-use crate::domain::events::{MESSAGE_FAILED, MESSAGE_SENT, outcome_id};
-use crate::domain::{MaintenanceDue, MessageFailed, MessageSent, OutgoingEvent};
+use crate::domain::{MaintenanceDue, OutcomeStatus};
+
+pub use writes::DispatchWrites;
+
+/// Where a reminder's dispatch stands, stored as its text in `reminder_dispatch.status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DispatchStatus {
+    /// A worker holds the lease and is calling the provider.
+    Sending,
+    /// The last attempt failed transiently; the next may start at `next_attempt_at`.
+    Retrying,
+    /// Final: the provider accepted the message.
+    Sent,
+    /// Final: the message failed for good.
+    Failed,
+}
+
+impl DispatchStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DispatchStatus::Sending => "sending",
+            DispatchStatus::Retrying => "retrying",
+            DispatchStatus::Sent => "sent",
+            DispatchStatus::Failed => "failed",
+        }
+    }
+
+    /// The reminder's final outcome, once it has one.
+    pub fn outcome(self) -> Option<OutcomeStatus> {
+        match self {
+            DispatchStatus::Sent => Some(OutcomeStatus::Sent),
+            DispatchStatus::Failed => Some(OutcomeStatus::Failed),
+            DispatchStatus::Sending | DispatchStatus::Retrying => None,
+        }
+    }
+
+    pub fn is_final(self) -> bool {
+        self.outcome().is_some()
+    }
+}
+
+impl fmt::Display for DispatchStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A `reminder_dispatch.status` that is none of the four the schema allows.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown dispatch status {0:?}")]
+pub struct UnknownStatus(String);
+
+impl TryFrom<String> for DispatchStatus {
+    type Error = UnknownStatus;
+    fn try_from(value: String) -> Result<Self, UnknownStatus> {
+        Ok(match value.as_str() {
+            "sending" => DispatchStatus::Sending,
+            "retrying" => DispatchStatus::Retrying,
+            "sent" => DispatchStatus::Sent,
+            "failed" => DispatchStatus::Failed,
+            _ => return Err(UnknownStatus(value)),
+        })
+    }
+}
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DispatchRecord {
@@ -33,7 +97,8 @@ pub struct DispatchRecord {
     pub phone: String,
     pub customer_name: Option<String>,
     pub plate_number: Option<String>,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: DispatchStatus,
     pub attempts: i32,
     pub lease_until: Option<DateTime<Utc>>,
     pub next_attempt_at: Option<DateTime<Utc>>,
@@ -155,15 +220,15 @@ pub async fn settle_claim(
         .await?
         .ok_or_else(|| sqlx::Error::RowNotFound)?;
     let ms = |n: i64| Duration::from_millis(n.max(1) as u64);
-    Ok(match record.status.as_str() {
-        "sent" | "failed" => Claim::Done(Box::new(record)),
+    Ok(match record.status {
+        DispatchStatus::Sent | DispatchStatus::Failed => Claim::Done(Box::new(record)),
         // Someone holds the lease (possibly for the last attempt): wait for their outcome.
-        "sending" if record.lease_left_ms > 0 => Claim::Busy {
+        DispatchStatus::Sending if record.lease_left_ms > 0 => Claim::Busy {
             wait: ms(record.lease_left_ms),
         },
         _ if record.attempts >= max_attempts as i32 => Claim::Exhausted(Box::new(record)),
         // The lease ran out between the two statements: claim again.
-        "sending" => Claim::Busy { wait: ms(1) },
+        DispatchStatus::Sending => Claim::Busy { wait: ms(1) },
         _ => Claim::NotYet {
             wait: Duration::from_millis(record.retry_in_ms.max(0) as u64),
         },
@@ -307,207 +372,4 @@ pub async fn record_retry(
     .execute(pool)
     .await?;
     Ok(r.rows_affected() == 1)
-}
-
-impl DispatchRecord {
-    /// The outcome event of a final record, with the id derived from the reminder id so every
-    /// re-publication is the same event.
-    pub fn outcome_event(&self, source: &str) -> Option<(&'static str, String, Vec<u8>)> {
-        let at = self.outcome_at.unwrap_or_else(Utc::now);
-        match self.status.as_str() {
-            "sent" => {
-                let id = outcome_id(MESSAGE_SENT, &self.reminder_id);
-                let event = OutgoingEvent::new(
-                    id.clone(),
-                    source,
-                    MESSAGE_SENT,
-                    at,
-                    MessageSent {
-                        reminder_id: self.reminder_id.clone(),
-                        customer_id: self.id_customer,
-                        vehicle_id: self.id_vehicle,
-                        phone: self.phone.clone(),
-                        provider: self.provider.clone(),
-                        provider_message_id: self.provider_message_id.clone().unwrap_or_default(),
-                        sent_at: at,
-                        attempts: self.attempts.max(1) as u32,
-                        customer_name: self.customer_name.clone(),
-                        plate_number: self.plate_number.clone(),
-                    },
-                );
-                Some((MESSAGE_SENT, id, event.to_bytes()))
-            }
-            "failed" => {
-                let id = outcome_id(MESSAGE_FAILED, &self.reminder_id);
-                let event = OutgoingEvent::new(
-                    id.clone(),
-                    source,
-                    MESSAGE_FAILED,
-                    at,
-                    MessageFailed {
-                        reminder_id: self.reminder_id.clone(),
-                        customer_id: self.id_customer,
-                        vehicle_id: self.id_vehicle,
-                        provider: self.provider.clone(),
-                        error_code: self.error_code.clone().unwrap_or_else(|| "unknown".into()),
-                        error: self.error.clone().unwrap_or_default(),
-                        attempts: self.attempts.max(1) as u32,
-                        failed_at: at,
-                        phone: Some(self.phone.clone()),
-                        customer_name: self.customer_name.clone(),
-                        plate_number: self.plate_number.clone(),
-                    },
-                );
-                Some((MESSAGE_FAILED, id, event.to_bytes()))
-            }
-            _ => None,
-        }
-    }
-}
-
-/// The sender's claims and recorded sends, shared across the reminders in flight: each goes
-/// through a group commit (`db::group_commit`), so one statement serves many reminders.
-pub struct DispatchWrites {
-    pool: PgPool,
-    max_attempts: u32,
-    claims: GroupCommit<ClaimWriter>,
-    sends: GroupCommit<SentWriter>,
-}
-
-/// Most claims (or recorded sends) in one statement: one statement stays short.
-const GROUP_MAX_BATCH: usize = 200;
-/// Claim (or record) statements under way at once: one can commit while the next runs. More
-/// only made each statement smaller (in e2e at 4: 15 rows a statement, at 2: 24) and cost
-/// PostgreSQL the per-statement work again (`reminder-bench e2e`, alternating single rounds:
-/// 2,709-2,829 /s at 4, 2,812-3,374 /s at 2, 3,015-3,307 /s at 1).
-const GROUP_IN_FLIGHT: usize = 2;
-
-impl DispatchWrites {
-    /// Starts the group commits on the current runtime. Provider, lease and attempt limit are
-    /// the sender's own, the same for every claim.
-    pub fn start(pool: &PgPool, provider: &str, lease: Duration, max_attempts: u32) -> Self {
-        let claims = ClaimWriter {
-            pool: pool.clone(),
-            provider: provider.to_string(),
-            lease,
-            max_attempts,
-        };
-        let sends = SentWriter { pool: pool.clone() };
-        DispatchWrites {
-            pool: pool.clone(),
-            max_attempts,
-            claims: GroupCommit::start(claims, GROUP_MAX_BATCH, GROUP_IN_FLIGHT),
-            sends: GroupCommit::start(sends, GROUP_MAX_BATCH, GROUP_IN_FLIGHT),
-        }
-    }
-
-    /// `claim`, through the group commit.
-    pub async fn claim(
-        &self,
-        reminder_id: &str,
-        due: &MaintenanceDue,
-    ) -> Result<Claim, sqlx::Error> {
-        let claimed = self
-            .claims
-            .call(ClaimRequest {
-                reminder_id: reminder_id.to_string(),
-                due: due.clone(),
-            })
-            .await?;
-        settle_claim(&self.pool, reminder_id, claimed, self.max_attempts).await
-    }
-
-    /// `record_sent`, through the group commit.
-    pub async fn record_sent(
-        &self,
-        reminder_id: &str,
-        provider_message_id: &str,
-        sent_at: DateTime<Utc>,
-    ) -> Result<DispatchRecord, sqlx::Error> {
-        let updated = self
-            .sends
-            .call(SentRequest {
-                reminder_id: reminder_id.to_string(),
-                provider_message_id: provider_message_id.to_string(),
-                sent_at,
-            })
-            .await?;
-        final_record(&self.pool, reminder_id, updated).await
-    }
-}
-
-struct ClaimRequest {
-    reminder_id: String,
-    due: MaintenanceDue,
-}
-
-struct ClaimWriter {
-    pool: PgPool,
-    provider: String,
-    lease: Duration,
-    max_attempts: u32,
-}
-
-impl Batched for ClaimWriter {
-    type Request = ClaimRequest;
-    type Response = Option<i32>;
-
-    async fn run_batch(&self, requests: &[ClaimRequest]) -> Result<Vec<Option<i32>>, sqlx::Error> {
-        let reminders: Vec<(&str, &MaintenanceDue)> = requests
-            .iter()
-            .map(|r| (r.reminder_id.as_str(), &r.due))
-            .collect();
-        claim_many(
-            &self.pool,
-            &reminders,
-            &self.provider,
-            self.lease,
-            self.max_attempts,
-        )
-        .await
-    }
-
-    async fn run_one(&self, r: &ClaimRequest) -> Result<Option<i32>, sqlx::Error> {
-        self.run_batch(std::slice::from_ref(r))
-            .await
-            .map(|c| c.into_iter().next().flatten())
-    }
-}
-
-struct SentRequest {
-    reminder_id: String,
-    provider_message_id: String,
-    sent_at: DateTime<Utc>,
-}
-
-struct SentWriter {
-    pool: PgPool,
-}
-
-impl Batched for SentWriter {
-    type Request = SentRequest;
-    type Response = Option<DispatchRecord>;
-
-    async fn run_batch(
-        &self,
-        requests: &[SentRequest],
-    ) -> Result<Vec<Option<DispatchRecord>>, sqlx::Error> {
-        let sends: Vec<(&str, &str, DateTime<Utc>)> = requests
-            .iter()
-            .map(|r| {
-                (
-                    r.reminder_id.as_str(),
-                    r.provider_message_id.as_str(),
-                    r.sent_at,
-                )
-            })
-            .collect();
-        record_many(&self.pool, &sends).await
-    }
-
-    async fn run_one(&self, r: &SentRequest) -> Result<Option<DispatchRecord>, sqlx::Error> {
-        self.run_batch(std::slice::from_ref(r))
-            .await
-            .map(|c| c.into_iter().next().flatten())
-    }
 }
