@@ -18,6 +18,7 @@
 pub mod acks;
 pub mod answer;
 pub mod connection;
+pub mod consume;
 pub mod delivery;
 pub mod pipeline;
 pub mod publisher;

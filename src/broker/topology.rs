@@ -55,7 +55,8 @@ impl Topology {
         }
     }
 
-    /// The queue that holds sender messages for `delay` before they go back to the sender.
+    /// The queue that holds sender messages for `delay` before they go back to the sender
+    /// (declared by the sender when it first parks a message there: `sender::parking`).
     pub fn retry_queue(&self, delay: Duration) -> String {
         format!("{}sender.retry.{}ms", self.queue_prefix, delay.as_millis())
     }
@@ -134,29 +135,6 @@ impl Topology {
         Ok(())
     }
 
-    /// Declares the delay queue for `delay`: messages expire back into the sender queue.
-    pub async fn declare_retry_queue(
-        &self,
-        channel: &Channel,
-        delay: Duration,
-    ) -> lapin::Result<String> {
-        let name = self.retry_queue(delay);
-        let mut args = self.work_arguments();
-        args.insert(
-            "x-message-ttl".into(),
-            AMQPValue::LongLongInt(delay.as_millis() as i64),
-        );
-        args.insert("x-dead-letter-exchange".into(), long_string(""));
-        args.insert(
-            "x-dead-letter-routing-key".into(),
-            long_string(&self.sender_queue),
-        );
-        channel
-            .queue_declare(name.as_str().into(), QueueDeclareOptions::durable(), args)
-            .await?;
-        Ok(name)
-    }
-
     fn base_arguments(&self) -> FieldTable {
         let mut args = FieldTable::default();
         if self.queue_type == QueueType::Quorum {
@@ -165,7 +143,9 @@ impl Topology {
         args
     }
 
-    fn work_arguments(&self) -> FieldTable {
+    /// The arguments every work queue gets (the sender's delay queues too): on quorum queues,
+    /// dead-lettering that cannot lose a message, and the delivery limit.
+    pub fn work_arguments(&self) -> FieldTable {
         let mut args = self.base_arguments();
         if self.queue_type == QueueType::Quorum {
             args.insert(

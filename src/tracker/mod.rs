@@ -5,10 +5,12 @@
 //! `tracker.batch_linger_ms`), applied in one statement that dedupes by event id, and acked with
 //! one multiple-ack after the commit. Up to `tracker.batches_in_flight` batches are written at
 //! once (one statement keeps one PostgreSQL backend, so one core, busy), and acked in delivery
-//! order. A crash between commit and ack redelivers the batch, and
-//! the dedupe makes it count zero more. A bad event is dead-lettered on its own; if the database
+//! order. A crash between commit and ack redelivers the batch, and the dedupe makes it count
+//! zero more. A bad event is dead-lettered on its own; if the database
 //! refuses a batch for a reason other than an outage, the batch is split until the offending
 //! event is found and dead-lettered, and the rest are applied.
+//!
+//! The batches run on the consume loop shared with the sender (`broker::consume`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,15 +19,11 @@ use anyhow::Context as _;
 use futures::{FutureExt as _, StreamExt};
 use lapin::message::Delivery;
 use lapin::options::BasicAckOptions;
-use tokio::sync::{Semaphore, oneshot};
-use tokio::task::JoinSet;
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
 
-use crate::broker::delivery::with_raw_message;
-use crate::broker::{
-    DeliveryExt, PublishError, Publisher, Session, Topology, answered, dead_letter,
-};
+use crate::broker::consume::{self, Consume, ConsumeOptions, HandleError, Worker};
+use crate::broker::{Topology, answered};
 use crate::context::AppContext;
 use crate::db::retry::DbError;
 use crate::db::tracking::{Applied, Expect, apply_batch_expecting};
@@ -41,14 +39,18 @@ pub struct Tracker {
     topology: Topology,
 }
 
-#[derive(Debug, thiserror::Error)]
-enum BatchError {
-    #[error("shutting down")]
-    Shutdown,
-    #[error(transparent)]
-    Broker(#[from] PublishError),
-    #[error("broker: {0}")]
-    Ack(#[from] lapin::Error),
+/// Deliveries recorded and acked together, after the batch before them.
+pub struct Batch {
+    deliveries: Vec<Delivery>,
+    /// Resolves once the previous batch is acked (true) or will never be (false).
+    after: Option<oneshot::Receiver<bool>>,
+    /// Tells the next batch whether this one was acked.
+    done: oneshot::Sender<bool>,
+}
+
+/// The order in which one session's batches ack: each waits for the one gathered before it.
+pub struct AckOrder {
+    previous: Option<oneshot::Receiver<bool>>,
 }
 
 impl Tracker {
@@ -62,207 +64,151 @@ impl Tracker {
     /// Consumes until `shutdown`, reconnecting whenever the broker goes away.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) -> anyhow::Result<()> {
         tracing::info!(queue = %self.topology.tracker_queue, "tracker started");
-        crate::broker::run_sessions(&self.ctx.settings.amqp, ROLE, &shutdown, || {
-            self.clone().session(&shutdown)
-        })
-        .await
-    }
-
-    async fn session(self: Arc<Self>, shutdown: &CancellationToken) -> anyhow::Result<()> {
-        let batch_size = self.ctx.settings.tracker.batch_size;
-        let in_flight = self.ctx.settings.tracker.batches_in_flight;
+        let t = &self.ctx.settings.tracker;
         // Every batch in flight, the one being gathered, and the next: its deliveries are on
         // their way while the batch before it is gathered instead of after that one's ack.
-        let prefetch = (batch_size * (in_flight + 2)).min(u16::MAX as usize) as u16;
-        let Some(Session {
-            channel,
-            lost,
-            publisher,
-            mut consumer,
-        }) = Session::open(
-            &self.ctx.broker,
-            &self.topology,
-            &self.topology.tracker_queue,
+        let prefetch = (t.batch_size * (t.batches_in_flight + 2)).min(u16::MAX as usize) as u16;
+        let options = ConsumeOptions {
+            queue: self.topology.tracker_queue.clone(),
             prefetch,
-            shutdown,
-        )
-        .await?
-        else {
-            return Ok(());
+            slots: t.batches_in_flight,
+            grace: self.ctx.settings.runtime.shutdown_timeout(),
         };
+        consume::run(
+            self.clone(),
+            &self.ctx.broker,
+            &self.ctx.metrics,
+            &options,
+            &shutdown,
+        )
+        .await
+    }
+}
+
+impl Consume for Tracker {
+    const ROLE: &'static str = ROLE;
+    type Work = Batch;
+    type Session = AckOrder;
+
+    fn start(&self, _worker: &Worker) -> AckOrder {
+        AckOrder { previous: None }
+    }
+
+    /// The first delivery and whatever else arrives within `tracker.batch_linger_ms`, up to
+    /// `tracker.batch_size`.
+    async fn gather(
+        &self,
+        first: Delivery,
+        consumer: &mut lapin::Consumer,
+        order: &mut AckOrder,
+    ) -> anyhow::Result<Batch> {
+        let batch_size = self.ctx.settings.tracker.batch_size;
         let linger = Duration::from_millis(self.ctx.settings.tracker.batch_linger_ms);
-        let slots = Arc::new(Semaphore::new(in_flight));
-        // Cancelled by a batch that lost the broker: the session is over.
-        let broken = CancellationToken::new();
-        let mut tasks = JoinSet::new();
-        // Resolves once the previous batch is acked (true) or will never be (false).
-        let mut previous: Option<oneshot::Receiver<bool>> = None;
-        let result: anyhow::Result<()> = 'session: loop {
-            let permit = tokio::select! {
-                _ = shutdown.cancelled() => break Ok(()),
-                _ = lost.cancelled() => break Err(anyhow::anyhow!("the broker connection was lost")),
-                _ = broken.cancelled() => break Err(anyhow::anyhow!("a batch lost the broker connection")),
-                p = slots.clone().acquire_owned() => p.expect("the semaphore is never closed"),
-            };
-            let mut batch = Vec::with_capacity(batch_size);
+        let mut batch = Vec::with_capacity(batch_size);
+        batch.push(first);
+        let deadline = tokio::time::Instant::now() + linger;
+        'gather: while batch.len() < batch_size {
+            // Under load, take what has arrived without asking to be woken for each delivery,
+            // then wait a tick for more: a wake-up per delivery costs a context switch per
+            // event. When nothing has arrived, wait for the next delivery as usual, so a quiet
+            // queue costs no polling.
+            let before = batch.len();
+            while batch.len() < batch_size {
+                match consumer.next().now_or_never() {
+                    Some(Some(Ok(d))) => batch.push(d),
+                    // The channel is gone, so these cannot be acked: they come back.
+                    Some(Some(Err(e))) => return Err(e).context("the tracker consumer failed"),
+                    Some(None) => break 'gather,
+                    None => break,
+                }
+            }
+            if batch.len() >= batch_size {
+                break;
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                break;
+            }
+            if batch.len() > before {
+                tokio::time::sleep_until((now + GATHER_TICK).min(deadline)).await;
+                continue;
+            }
             tokio::select! {
-                _ = shutdown.cancelled() => break Ok(()),
-                _ = lost.cancelled() => break Err(anyhow::anyhow!("the broker connection was lost")),
-                _ = broken.cancelled() => break Err(anyhow::anyhow!("a batch lost the broker connection")),
+                _ = tokio::time::sleep_until(deadline) => break,
                 next = consumer.next() => match next {
                     Some(Ok(d)) => batch.push(d),
-                    Some(Err(e)) => break Err(e).context("the tracker consumer failed"),
-                    None => break Err(anyhow::anyhow!("the broker cancelled the tracker consumer")),
+                    Some(Err(e)) => return Err(e).context("the tracker consumer failed"),
+                    None => break,
                 },
             }
-            let deadline = tokio::time::Instant::now() + linger;
-            'gather: while batch.len() < batch_size {
-                // Under load, take what has arrived without asking to be woken for each
-                // delivery, then wait a tick for more: a wake-up per delivery was 0.85 context
-                // switches per event at 28,000 events/s. When nothing has arrived, wait for the
-                // next delivery as usual, so a quiet queue costs no polling.
-                let before = batch.len();
-                while batch.len() < batch_size {
-                    match consumer.next().now_or_never() {
-                        Some(Some(Ok(d))) => batch.push(d),
-                        Some(Some(Err(e))) => {
-                            // The channel is gone, so these cannot be acked: they come back.
-                            drop(batch);
-                            break 'session Err(e).context("the tracker consumer failed");
-                        }
-                        Some(None) => break 'gather,
-                        None => break,
-                    }
-                }
-                if batch.len() >= batch_size {
-                    break;
-                }
-                let now = tokio::time::Instant::now();
-                if now >= deadline {
-                    break;
-                }
-                if batch.len() > before {
-                    tokio::time::sleep_until((now + GATHER_TICK).min(deadline)).await;
-                    continue;
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep_until(deadline) => break,
-                    next = consumer.next() => match next {
-                        Some(Ok(d)) => batch.push(d),
-                        Some(Err(e)) => {
-                            drop(batch);
-                            break 'session Err(e).context("the tracker consumer failed");
-                        }
-                        None => break,
-                    },
-                }
-            }
-            while tasks.try_join_next().is_some() {}
-            let (done, next) = oneshot::channel();
-            let after = previous.replace(next);
-            let tracker = self.clone();
-            let publisher = publisher.clone();
-            let shutdown = shutdown.clone();
-            let broken = broken.clone();
-            tasks.spawn(async move {
-                let _permit = permit;
-                let acked = tracker
-                    .process(&publisher, batch, after, &shutdown)
-                    .await;
-                match acked {
-                    Ok(()) => {
-                        let _ = done.send(true);
-                    }
-                    Err(BatchError::Shutdown) => {
-                        let _ = done.send(false);
-                    }
-                    Err(e) => {
-                        let _ = done.send(false);
-                        tracing::warn!(error = %e, "broker failure while recording a batch; it will be redelivered");
-                        broken.cancel();
-                    }
-                }
-            });
-        };
-        let grace = self.ctx.settings.runtime.shutdown_timeout();
-        crate::broker::end_session(
-            &channel,
-            &consumer,
-            &mut tasks,
-            &publisher,
-            grace,
-            ROLE,
-            async {},
-        )
-        .await;
+        }
+        let (done, next) = oneshot::channel();
+        Ok(Batch {
+            deliveries: batch,
+            after: order.previous.replace(next),
+            done,
+        })
+    }
+
+    async fn handle(self: Arc<Self>, batch: Batch, worker: Worker) -> Result<(), HandleError> {
+        let Batch {
+            deliveries,
+            after,
+            done,
+        } = batch;
+        let result = self.process(&worker, deliveries, after).await;
+        let _ = done.send(result.is_ok());
         result
     }
 
+    async fn finish(&self, _order: AckOrder) {}
+}
+
+impl Tracker {
     /// Applies one batch and, once the batch before it is acked, acks it. Batches are written
     /// concurrently but acked in delivery order: a multiple-ack covers every earlier delivery,
     /// so it must never go out while an earlier batch is uncommitted.
     async fn process(
         &self,
-        publisher: &Publisher,
+        worker: &Worker,
         batch: Vec<Delivery>,
         after: Option<oneshot::Receiver<bool>>,
-        session_shutdown: &CancellationToken,
-    ) -> Result<(), BatchError> {
+    ) -> Result<(), HandleError> {
         let Some(last) = batch.last() else {
             return Ok(());
         };
         // A batch in progress finishes even during shutdown, so its acks go out; only an
         // outage the shutdown interrupts stops it.
         let never = CancellationToken::new();
-        let shutdown = if session_shutdown.is_cancelled() {
+        let shutdown = if worker.shutdown().is_cancelled() {
             &never
         } else {
-            session_shutdown
+            worker.shutdown()
         };
         let started = Instant::now();
+        let max_bytes = self.ctx.settings.amqp.max_message_bytes;
         let mut valid: Vec<(&Delivery, MessageOutcome)> = Vec::with_capacity(batch.len());
         for delivery in &batch {
-            let parsed = with_raw_message(delivery, |raw| {
-                IncomingEvent::parse(raw, self.ctx.settings.amqp.max_message_bytes)
-                    .and_then(|e| MessageOutcome::from_event(&e))
-            });
-            match parsed {
-                Ok(outcome) => valid.push((delivery, outcome)),
-                Err(e) => {
-                    let span =
-                        tracing::info_span!("event", role = ROLE, event_id = %delivery.id_hint());
-                    async {
-                        tracing::warn!(reason = %e, "dead-lettering an invalid outcome event");
-                    }
-                    .instrument(span)
-                    .await;
-                    // Not acked on its own: the batch's multiple-ack below covers it, after the
-                    // dead-letter copy is confirmed.
-                    dead_letter(
-                        publisher,
-                        &self.topology,
-                        delivery,
-                        ROLE,
-                        e.code(),
-                        &e.to_string(),
-                    )
-                    .await?;
-                    self.ctx.metrics.dead_lettered(ROLE, e.code());
-                    self.ctx.metrics.consumed(
-                        ROLE,
-                        &delivery.routing_key.to_string(),
-                        "dead_lettered",
-                    );
-                }
+            // An invalid event is not acked on its own: the batch's multiple-ack below covers
+            // it, after its dead-letter copy is confirmed.
+            let event_type = delivery.routing_key.to_string();
+            let parsed = worker
+                .accept(delivery, &event_type, |raw| {
+                    IncomingEvent::parse(raw, max_bytes)
+                        .and_then(|e| MessageOutcome::from_event(&e))
+                })
+                .await?;
+            if let Some(outcome) = parsed {
+                valid.push((delivery, outcome));
             }
         }
-        self.apply(publisher, &valid, shutdown).await?;
+        self.apply(worker, &valid, shutdown).await?;
         if let Some(after) = after
             && after.await != Ok(true)
         {
             // The batch before is not acked and will be redelivered; acking this one would ack
             // it too. This one comes back with it and counts zero more.
-            return Err(BatchError::Shutdown);
+            return Err(HandleError::Shutdown);
         }
         answered(
             "acking a batch",
@@ -280,10 +226,10 @@ impl Tracker {
     /// and dead-letter the events the database will not take.
     async fn apply(
         &self,
-        publisher: &Publisher,
+        worker: &Worker,
         items: &[(&Delivery, MessageOutcome)],
         shutdown: &CancellationToken,
-    ) -> Result<(), BatchError> {
+    ) -> Result<(), HandleError> {
         if items.is_empty() {
             return Ok(());
         }
@@ -309,28 +255,20 @@ impl Tracker {
                 }
                 Ok(())
             }
-            Err(DbError::Shutdown) => Err(BatchError::Shutdown),
+            Err(DbError::Shutdown) => Err(HandleError::Shutdown),
             Err(DbError::Fatal(e)) if items.len() == 1 => {
                 let (delivery, outcome) = &items[0];
                 tracing::warn!(event_id = %outcome.event_id, error = %e, "the database refused an event; dead-lettering it");
                 let reason = format!("the database refused the event: {e}");
-                dead_letter(
-                    publisher,
-                    &self.topology,
-                    delivery,
-                    ROLE,
-                    "database_rejected",
-                    &reason,
-                )
-                .await?;
-                self.ctx.metrics.dead_lettered(ROLE, "database_rejected");
-                Ok(())
+                worker
+                    .dead_letter(delivery, "database_rejected", &reason)
+                    .await
             }
             Err(DbError::Fatal(e)) => {
                 tracing::warn!(error = %e, size = items.len(), "the database refused a batch; splitting it");
                 let (left, right) = items.split_at(items.len() / 2);
-                Box::pin(self.apply(publisher, left, shutdown)).await?;
-                Box::pin(self.apply(publisher, right, shutdown)).await
+                Box::pin(self.apply(worker, left, shutdown)).await?;
+                Box::pin(self.apply(worker, right, shutdown)).await
             }
         }
     }

@@ -19,6 +19,7 @@ use reminder::configuration::{ProviderKind, Secret};
 use reminder::db::dispatch::{self, Claim, DispatchStatus};
 use reminder::domain::events::outcome_id;
 use reminder::domain::{CountryCode, MaintenanceDue, PhoneNumber};
+use reminder::sender::parking::declare_retry_queue;
 use reminder::startup::Role;
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -1085,9 +1086,7 @@ async fn a_message_parked_in_a_retry_queue_expires_back_into_the_sender_queue() 
     let env = TestEnv::new();
     let amqp = env.amqp().await;
     let delay = env.settings.sender.retry_delay(1);
-    let retry_queue = amqp
-        .topology
-        .declare_retry_queue(&amqp.channel, delay)
+    let retry_queue = declare_retry_queue(&amqp.topology, &amqp.channel, delay)
         .await
         .expect("the retry queue declares");
 

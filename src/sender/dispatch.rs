@@ -1,0 +1,322 @@
+//! One reminder's way to an outcome: look up its dispatch record, wait for the rate limits,
+//! claim the attempt, call the provider and record its answer. Each step decides what becomes
+//! of the message (`Next`): publish the final outcome, or park it until its next attempt.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio_util::sync::CancellationToken;
+
+use super::providers::OutboundMessage;
+use super::{DEFER_THRESHOLD_MS, ROLE, Sender};
+use crate::db::dispatch::{self, Claim, DispatchRecord, DispatchStatus};
+use crate::db::retry::DbError;
+use crate::domain::message_template::{MessageVars, format_date};
+use crate::domain::{IncomingEvent, MaintenanceDue};
+use crate::metrics::{ProviderLabels, SendLabels};
+
+/// Longest pause between two claims of a reminder another handler is sending.
+const MAX_BUSY_POLL: Duration = Duration::from_millis(500);
+/// How long a copy waits in place for another handler's attempt before it is parked instead.
+/// A live handler answers within one provider call; a lease still held after this is most
+/// likely a dead process's, and waiting it out in place would hold a concurrency slot idle.
+const BUSY_PARK_AFTER: Duration = Duration::from_secs(2);
+
+/// What becomes of a message once its reminder's step is done.
+pub(super) enum Next {
+    /// Publish this final outcome, then ack. `duplicate`: the reminder already had this outcome
+    /// before this delivery (a redelivery or a duplicate), so nothing was sent for it.
+    Publish {
+        record: Box<DispatchRecord>,
+        duplicate: bool,
+    },
+    /// Park the message for `delay`, then ack. `outcome` is the metric label: `retry` after a
+    /// transient error, `deferred` for a copy that arrived while the reminder was backing off.
+    Retry {
+        delay: Duration,
+        outcome: &'static str,
+    },
+}
+
+impl Next {
+    fn publish(record: DispatchRecord) -> Next {
+        Next::Publish {
+            record: Box::new(record),
+            duplicate: false,
+        }
+    }
+    fn duplicate(record: DispatchRecord) -> Next {
+        Next::Publish {
+            record: Box::new(record),
+            duplicate: true,
+        }
+    }
+}
+
+impl Sender {
+    /// Sends the reminder unless it already has an outcome; returns what to do with the message.
+    pub(super) async fn decide(
+        &self,
+        event: &IncomingEvent,
+        due: &MaintenanceDue,
+        shutdown: &CancellationToken,
+    ) -> Result<Next, DbError> {
+        let pool = &self.ctx.pool;
+        // The look-up spares a copy that needs no send (already final, or backing off) the wait
+        // for the rate limits. When nothing would wait, the claim below finds that out by
+        // itself (it looks the record up only when refused), so the common case costs one
+        // round trip less.
+        let would_wait = !(self.gap.is_free(due.phone.as_str()) && self.rate.is_free());
+        if would_wait {
+            let known = self
+                .ctx
+                .db_retry(ROLE, shutdown, || dispatch::get(pool, &event.id))
+                .await?;
+            if let Some(record) = known {
+                if record.status.is_final() {
+                    tracing::info!(status = %record.status, "already handled; re-publishing its outcome");
+                    self.ctx.metrics.duplicates_suppressed.inc();
+                    return Ok(Next::duplicate(record));
+                }
+                if record.status == DispatchStatus::Retrying
+                    && record.retry_in_ms > DEFER_THRESHOLD_MS
+                {
+                    return Ok(self.defer(record.retry_in_ms));
+                }
+            }
+        }
+        // Rate limits come before the claim, so waiting never eats into the claim's lease.
+        tokio::select! {
+            _ = shutdown.cancelled() => return Err(DbError::Shutdown),
+            _ = async {
+                self.gap.acquire(due.phone.as_str()).await;
+                self.rate.acquire().await;
+            } => {}
+        }
+        let waiting_since = std::time::Instant::now();
+        loop {
+            let claim = self
+                .ctx
+                .db_retry(ROLE, shutdown, || self.writes.claim(&event.id, due))
+                .await?;
+            let wait = match claim {
+                Claim::Send { attempt } => {
+                    return self.attempt(event, due, attempt).await;
+                }
+                Claim::Done(record) => {
+                    tracing::info!(status = %record.status, "handled meanwhile by another delivery; re-publishing its outcome");
+                    self.ctx.metrics.duplicates_suppressed.inc();
+                    return Ok(Next::duplicate(*record));
+                }
+                // Another handler (here or in another process) is calling the provider for this
+                // reminder right now; its outcome is ours. Leases are short (one provider
+                // call), so polling beats parking the message.
+                Claim::Busy { wait } if waiting_since.elapsed() >= BUSY_PARK_AFTER => {
+                    return Ok(self.defer(wait.as_millis() as i64));
+                }
+                Claim::Busy { wait } => {
+                    tracing::debug!(
+                        lease_left_ms = wait.as_millis() as u64,
+                        "another handler is sending this reminder; waiting for its outcome"
+                    );
+                    wait.clamp(Duration::from_millis(20), MAX_BUSY_POLL)
+                }
+                Claim::NotYet { wait } if wait.as_millis() as i64 > DEFER_THRESHOLD_MS => {
+                    return Ok(self.defer(wait.as_millis() as i64));
+                }
+                Claim::NotYet { wait } => wait.max(Duration::from_millis(1)),
+                Claim::Exhausted(record) => {
+                    // Only reachable when the last attempt's handler died mid-call (its outcome
+                    // is unknown, so another call could send twice) or when max_attempts was
+                    // lowered below the attempts already made.
+                    let (code, error) = match (record.status, &record.error_code) {
+                        (DispatchStatus::Retrying, Some(code)) => {
+                            (code.clone(), record.error.clone().unwrap_or_default())
+                        }
+                        _ => (
+                            "attempts_exhausted".to_string(),
+                            "every attempt was used; the last one ended without an answer"
+                                .to_string(),
+                        ),
+                    };
+                    tracing::warn!(attempts = record.attempts, %code, "no attempts left; giving up");
+                    let record = self
+                        .ctx
+                        .db_retry(ROLE, shutdown, || {
+                            dispatch::record_failed(
+                                pool,
+                                &event.id,
+                                None,
+                                &code,
+                                &error,
+                                Utc::now(),
+                            )
+                        })
+                        .await?;
+                    return Ok(self.settled(record));
+                }
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => return Err(DbError::Shutdown),
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// A copy of a reminder that may not be sent now (backing off after a transient error, or
+    /// another handler's attempt is under way): park it until its next attempt is due. The copy
+    /// parked after the failure comes back then as well; whichever claims first sends, the
+    /// other finds the outcome.
+    fn defer(&self, retry_in_ms: i64) -> Next {
+        tracing::info!(
+            retry_in_ms,
+            "the reminder's next attempt is not due yet; parking this copy"
+        );
+        Next::Retry {
+            delay: Duration::from_millis(retry_in_ms.max(0) as u64),
+            outcome: "deferred",
+        }
+    }
+
+    /// What to do after recording an attempt's outcome: publish the reminder's final outcome,
+    /// or, when a newer attempt took over and is still under way, park this copy briefly; it
+    /// comes back, waits for that attempt's lease and publishes its outcome.
+    fn settled(&self, record: DispatchRecord) -> Next {
+        if record.status.is_final() {
+            Next::publish(record)
+        } else {
+            self.defer(record.retry_in_ms)
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(attempt))]
+    async fn attempt(
+        &self,
+        event: &IncomingEvent,
+        due: &MaintenanceDue,
+        attempt: i32,
+    ) -> Result<Next, DbError> {
+        let message = self.outbound(event, due);
+        let provider = self.provider.name();
+        self.pace.acquire().await;
+        let started = std::time::Instant::now();
+        let result = self.provider.send(&message).await;
+        self.ctx
+            .metrics
+            .send_duration
+            .get_or_create(&ProviderLabels { provider })
+            .observe(started.elapsed().as_secs_f64());
+        let pool = &self.ctx.pool;
+        // The provider has answered: what it said must be recorded even if shutdown began
+        // meanwhile, or the next delivery would find an expired lease and send again. The
+        // session's shutdown timeout still bounds how long this may take.
+        let shutdown = &CancellationToken::new();
+        match result {
+            Ok(receipt) => {
+                self.count_send(provider, "sent");
+                tracing::info!(to = %due.phone, provider, "reminder sent");
+                let sent_at = Utc::now();
+                let record = self
+                    .ctx
+                    .db_retry(ROLE, shutdown, || {
+                        self.writes
+                            .record_sent(&event.id, &receipt.provider_message_id, sent_at)
+                    })
+                    .await?;
+                Ok(Next::publish(record))
+            }
+            Err(e)
+                if e.is_transient()
+                    && (attempt as u32) < self.ctx.settings.whatsapp.max_attempts =>
+            {
+                self.count_send(provider, "transient_error");
+                self.ctx
+                    .metrics
+                    .send_retries
+                    .get_or_create(&ProviderLabels { provider })
+                    .inc();
+                let delay = self.backoff(attempt as u32, e.retry_after);
+                tracing::warn!(code = %e.code, error = %e.message, retry_in_ms = delay.as_millis() as u64, "transient provider error; will retry");
+                let still_open = self
+                    .ctx
+                    .db_retry(ROLE, shutdown, || {
+                        dispatch::record_retry(pool, &event.id, attempt, &e.code, &e.message, delay)
+                    })
+                    .await?;
+                if still_open {
+                    Ok(Next::Retry {
+                        delay,
+                        outcome: "retry",
+                    })
+                } else {
+                    // Our lease ran out (the answer took longer to record than the lease) and a
+                    // newer attempt took over: its outcome is the one that counts.
+                    let record = self
+                        .ctx
+                        .db_retry(ROLE, shutdown, || dispatch::get(pool, &event.id))
+                        .await?
+                        .ok_or(DbError::Fatal(sqlx::Error::RowNotFound))?;
+                    Ok(self.settled(record))
+                }
+            }
+            Err(e) => {
+                self.count_send(
+                    provider,
+                    if e.is_transient() {
+                        "gave_up"
+                    } else {
+                        "permanent_error"
+                    },
+                );
+                tracing::warn!(code = %e.code, error = %e.message, "reminder failed");
+                let record = self
+                    .ctx
+                    .db_retry(ROLE, shutdown, || {
+                        dispatch::record_failed(
+                            pool,
+                            &event.id,
+                            Some(attempt),
+                            &e.code,
+                            &e.message,
+                            Utc::now(),
+                        )
+                    })
+                    .await?;
+                Ok(self.settled(record))
+            }
+        }
+    }
+
+    fn count_send(&self, provider: &'static str, outcome: &'static str) {
+        self.ctx
+            .metrics
+            .sends
+            .get_or_create(&SendLabels { provider, outcome })
+            .inc();
+    }
+
+    fn outbound(&self, event: &IncomingEvent, due: &MaintenanceDue) -> OutboundMessage {
+        let locale = due
+            .locale
+            .clone()
+            .unwrap_or_else(|| self.ctx.settings.whatsapp.default_locale.clone());
+        let text = self.template.render(&MessageVars {
+            customer_name: &due.customer_name,
+            plate_number: &due.plate_number,
+            vehicle: due.vehicle.as_deref(),
+            due_date: due.due_date,
+            locale: &locale,
+        });
+        OutboundMessage {
+            reminder_id: event.id.clone(),
+            to: due.phone.clone(),
+            customer_name: due.customer_name.clone(),
+            plate_number: due.plate_number.clone(),
+            vehicle: due.vehicle.clone(),
+            due_date: due.due_date,
+            due_date_text: format_date(due.due_date, &locale),
+            locale,
+            text,
+        }
+    }
+}
