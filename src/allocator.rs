@@ -1,12 +1,12 @@
 //! The allocator every reminder binary ships: jemalloc, handing freed memory back to the system
 //! after a second instead of after jemalloc's default ten.
 //!
-//! glibc's `malloc` and `free` were a third of the process's CPU under load (many threads, many
-//! short-lived buffers); jemalloc cut the CPU per reminder by a sixth. With its defaults, freed
-//! pages stay resident for 10 s (`dirty_decay_ms`), and they counted in the peak RSS:
-//! `reminder-bench e2e` peaked at 136-148 MiB with the defaults and at 121-128 MiB with 1 s, at
-//! the same throughput within the noise (BENCHMARKS.md). `muzzy_decay_ms:0` is this build's
-//! default already; it is spelled out so the pages are returned, not kept as "muzzy".
+//! Under load the process has many threads and many short-lived buffers, which glibc's `malloc`
+//! and `free` handle at a high CPU cost and jemalloc cheaply. With jemalloc's defaults, freed
+//! pages stay resident for 10 s (`dirty_decay_ms`) and count in the process's peak memory;
+//! returning them after a second keeps the peak lower without costing throughput.
+//! `muzzy_decay_ms:0` is this build's default already; it is spelled out so the pages are
+//! returned, not kept as "muzzy".
 //! `_RJEM_MALLOC_CONF` in the environment still overrides these settings.
 
 pub use tikv_jemallocator::Jemalloc;

@@ -1,6 +1,6 @@
-//! Prometheus metrics of every role (contract §5 lists the required series). One `Metrics` per
-//! application instance rather than a global registry, so tests running several instances in
-//! one process each read their own figures.
+//! Prometheus metrics of every role. One `Metrics` per application instance rather than a
+//! global registry, so tests running several instances in one process each read their own
+//! figures.
 
 use std::sync::Arc;
 

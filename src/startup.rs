@@ -203,8 +203,8 @@ impl Application {
                     tracing::info!("shutting down: finishing in-flight work");
                     deadline = Some(tokio::time::Instant::now() + grace);
                 }
-                // Its own branch: a time-out read as "no task left" once ended the process
-                // without this warning (a frozen broker, tests/faults/broker.rs).
+                // Its own branch, so a time-out (a frozen broker, say) is never mistaken for
+                // "no task left" and always ends the process with this warning.
                 _ = timeout => {
                     tracing::warn!(
                         "shutdown timeout reached; abandoning unfinished work (it will be redelivered)"

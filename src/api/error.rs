@@ -1,5 +1,5 @@
-//! The API's one error type and its JSON body, `{"error": "<code>", "message": "<text>"}`
-//! (contract §5). Anything a client can send maps to a 4xx; a database outage is a 503.
+//! The API's one error type and its JSON body, `{"error": "<code>", "message": "<text>"}`.
+//! Anything a client can send maps to a 4xx; a database outage is a 503.
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};

@@ -1,5 +1,6 @@
-//! The read-only HTTP API (contract §5): reports and statistics for dashboards, health, metrics
-//! and the OpenAPI description. It writes nothing; the seed's writes are CLI commands.
+//! The read-only HTTP API: reports and statistics for dashboards, health, metrics and the
+//! OpenAPI description. It writes nothing; the writes to the report are CLI commands
+//! (`reminder report`).
 //!
 //! Every `/whatsapp-report` route sits behind the optional bearer token; every request is
 //! bounded in time and in concurrency and is counted in `http_requests_total` and
@@ -74,7 +75,7 @@ impl utoipa::Modify for BearerAuth {
 fn routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(list::list_reports))
-        // The contract's list path has a trailing slash; accept it without one too.
+        // The list's documented path has a trailing slash; accept it without one too.
         .routes(routes!(list::list_reports_without_slash))
         .routes(routes!(detail::list_details))
         .routes(routes!(statistics::statistics))
@@ -311,7 +312,7 @@ mod tests {
     }
 
     #[test]
-    fn the_openapi_document_lists_every_contract_route() {
+    fn the_openapi_document_lists_every_public_route() {
         let doc = openapi_document();
         for path in [
             "/whatsapp-report/",

@@ -1,5 +1,5 @@
-//! Query-string and path parsing with the contract's 400s: every malformed id, number or date
-//! is refused with a message naming the parameter, never a 500 or a silent default.
+//! Query-string and path parsing: every malformed id, number or date is refused with a 400 whose
+//! message names the parameter, never a 500 or a silent default.
 
 use std::collections::HashMap;
 

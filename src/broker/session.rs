@@ -118,7 +118,7 @@ pub async fn end_session(
     let deadline = tokio::time::Instant::now() + grace;
     // Bounded by the deadline, not only by `answered`: a broker that stopped answering would
     // otherwise hold every stopping session for `ANSWER_TIMEOUT` before its work is even looked
-    // at (measured: the process's own last resort ended it instead, 5 s after the timeout).
+    // at, longer than the process's own shutdown bound allows.
     let _ = tokio::time::timeout_at(
         deadline,
         answered(

@@ -1,5 +1,5 @@
-//! The exchanges and queues of contract §3, declared idempotently by every role at start-up so
-//! processes can start in any order.
+//! The exchanges and queues of the reminder pipeline, declared idempotently by every role at
+//! start-up so processes can start in any order.
 //!
 //! ```text
 //!  {exchange} (topic) --maintenance.due--> {prefix}sender --(rejected / delivery limit)--+

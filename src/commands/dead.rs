@@ -1,7 +1,7 @@
-//! `reminder dead list | replay`: the dead-letter queue for operators. `list` shows what is there and why;
-//! `reminder dead replay` publishes messages back to their original routing key (after the bug
-//! or the data is fixed) and removes them from the dead-letter queue only once the broker
-//! confirmed the replay.
+//! `reminder dead list | replay`: the dead-letter queue for operators. `list` shows what is there
+//! and why; `replay` publishes messages back to their original routing key (after the bug or the
+//! data is fixed) and removes them from the dead-letter queue only once the broker confirmed the
+//! replay.
 
 use std::time::Duration;
 

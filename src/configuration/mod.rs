@@ -117,7 +117,7 @@ impl Settings {
         Ok(settings)
     }
 
-    /// The compiled-in defaults only: what tests and the benchmark start from.
+    /// The compiled-in defaults only: what tests and tools start from.
     pub fn defaults() -> Settings {
         config::Config::builder()
             .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml))

@@ -1,5 +1,5 @@
-//! The CloudEvents 1.0 envelope (contract §3): structured JSON mode, which reminder publishes,
-//! and binary mode (`ce-*` headers, data as the body), which it also accepts from upstream.
+//! The CloudEvents 1.0 envelope: structured JSON mode, which reminder publishes, and binary
+//! mode (`ce-*` headers, data as the body), which it also accepts from upstream.
 //! Parsing checks the envelope only; `reminder` payloads are checked in `domain::events`.
 
 use chrono::{DateTime, Utc};

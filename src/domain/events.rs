@@ -1,5 +1,6 @@
-//! The three reminder events of contract §3 as typed payloads, validated at the boundary, and
-//! the deterministic event ids that make every stage idempotent.
+//! The three reminder events (`maintenance.due`, `message.sent`, `message.failed`) as typed
+//! payloads, validated at the boundary, and the deterministic event ids that make every stage
+//! idempotent.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
@@ -98,7 +99,7 @@ impl OutcomeStatus {
     }
 }
 
-/// `message.sent` data (contract §3), plus what the sender knew about the recipient so the
+/// `message.sent` data, plus what the sender knew about the recipient so the
 /// report can show a name and plate even when the master data lacks them.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MessageSent {
@@ -116,7 +117,7 @@ pub struct MessageSent {
     pub plate_number: Option<String>,
 }
 
-/// `message.failed` data (contract §3).
+/// `message.failed` data.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MessageFailed {
     pub reminder_id: String,

@@ -134,7 +134,7 @@ mod tests {
     const DEFAULT: &str = "Halo {customer_name}, kendaraan {plate_number} Anda dijadwalkan servis berkala pada {due_date}. Balas pesan ini untuk booking jadwal. Terima kasih.";
 
     #[test]
-    fn the_default_template_renders_the_contract_text() {
+    fn the_default_template_renders_the_documented_text() {
         let t = MessageTemplate::parse(DEFAULT).unwrap();
         let text = t.render(&MessageVars {
             customer_name: "Budi",

@@ -1,6 +1,6 @@
 //! The producer role: finds the vehicles whose maintenance is due within
-//! `producer.days_ahead` days and publishes one `maintenance.due` per vehicle (the seed's daily
-//! `maintenance_reminder_job()`), on a cron schedule or on demand.
+//! `producer.days_ahead` days and publishes one `maintenance.due` per vehicle, on a cron
+//! schedule (daily by default) or on demand.
 //!
 //! Exactly once per vehicle and day: the event id is derived from (vehicle, due date, scan
 //! date), so scanning twice, restarting mid-scan or running two replicas publishes the same ids
@@ -33,8 +33,8 @@ const ROLE: &str = "producer";
 /// Advisory lock key: one scanning producer per database.
 const SCAN_LOCK: i64 = 0x7265_6d69_6e64_6572; // "reminder"
 /// Vehicles read per statement of a scan (each page is one index range in due-date order).
-/// Publishing waits while a page is read, so pages are large: 5,000 cost a fifth of the scan
-/// rate on a 1,000,000-vehicle fleet, 20,000 nothing measurable, for ~5 MiB of rows in memory.
+/// Publishing waits while a page is read, so pages are large enough for that wait to be a small
+/// part of the scan, and small enough (a few MiB of rows) to hold in memory.
 const SCAN_PAGE: i64 = 20_000;
 
 /// What started a scan, recorded with the run.

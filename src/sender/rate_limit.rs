@@ -14,9 +14,9 @@ use tokio::time::Instant;
 ///
 /// Slots are 2.5 % wider than `1 / rate`: between the slot and the provider receiving the
 /// request there is scheduling and network jitter, and two requests jittered in opposite
-/// directions put `rate + 1` into one second of the provider's clock. A 1 % margin (10 ms)
-/// was not enough on a busy two-core machine: one round in a `reminder-bench all` run saw 81
-/// in a second at the mock Cloud API. 80/s becomes 78/s, which tolerates 25 ms.
+/// directions put `rate + 1` into one second of the provider's clock. The margin has to cover
+/// the jitter of a busy machine, not only of an idle one: at 80/s it makes 78/s, which
+/// tolerates 25 ms.
 const MARGIN: f64 = 1.025;
 
 pub struct RateLimiter {

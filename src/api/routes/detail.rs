@@ -51,7 +51,7 @@ pub async fn list_details(
     );
     let pool = state.pool.clone();
     // Dashboards open on the same first page: requests arriving together share the query
-    // and the JSON, which is most of this route's cost (see BENCHMARKS.md).
+    // and the JSON, which is most of this route's cost.
     let answer = state
         .details
         .run(key, move || async move {

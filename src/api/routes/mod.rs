@@ -1,4 +1,4 @@
-//! One module per route (contract §5).
+//! One module per route of the HTTP API.
 
 pub mod customer;
 pub mod daily;

@@ -1,5 +1,5 @@
 //! `GET /whatsapp-report/over-reminded`: pairs reminded more than `alerts.max_frequency` times
-//! within the last `days` days (the seed's "alert when frequency is too high").
+//! within the last `days` days: customers and vehicles being reminded too often.
 
 use axum::Json;
 use axum::extract::State;

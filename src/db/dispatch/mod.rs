@@ -289,8 +289,8 @@ async fn record_many(
     sends: &[(&str, &str, DateTime<Utc>)],
 ) -> Result<Vec<Option<DispatchRecord>>, sqlx::Error> {
     // Planned on every call, not once per connection: a plan cached while reminder_dispatch
-    // was nearly empty (a new deployment, a benchmark) joins by scanning the whole table and
-    // keeps doing so as it grows; 100,000 rows made each update take 15 ms instead of 0.7.
+    // was nearly empty (a new deployment) joins by scanning the whole table and keeps doing so
+    // as it grows, so every update gets slower with the table's size.
     let rows: Vec<DispatchRecord> = sqlx::query_as(sqlx::AssertSqlSafe(RECORD_SENT.as_str()))
         .persistent(false)
         .bind(sends.iter().map(|s| s.0).collect::<Vec<_>>())

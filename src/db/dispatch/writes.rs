@@ -22,9 +22,7 @@ pub struct DispatchWrites {
 /// Most claims (or recorded sends) in one statement: one statement stays short.
 const GROUP_MAX_BATCH: usize = 200;
 /// Claim (or record) statements under way at once: one can commit while the next runs. More
-/// only made each statement smaller (in e2e at 4: 15 rows a statement, at 2: 24) and cost
-/// PostgreSQL the per-statement work again (`reminder-bench e2e`, alternating single rounds:
-/// 2,709-2,829 /s at 4, 2,812-3,374 /s at 2, 3,015-3,307 /s at 1).
+/// only make each statement smaller and cost PostgreSQL the per-statement work again.
 const GROUP_IN_FLIGHT: usize = 2;
 
 impl DispatchWrites {

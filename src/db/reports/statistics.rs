@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::{Page, Period, push_bucket_range};
 
-/// Aggregate statistics (contract §5).
+/// Aggregate statistics of the report, or of the messages of a period.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Statistics {
     /// Report rows (customer and vehicle pairs).

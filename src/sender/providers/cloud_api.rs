@@ -21,7 +21,8 @@ pub struct CloudApiClient {
     settings: CloudApiSettings,
 }
 
-/// Cloud API error codes worth retrying (contract §4); every other code is permanent.
+/// Cloud API error codes worth retrying (throttling and temporary outages on Meta's side);
+/// every other code is permanent.
 const TRANSIENT_CODES: &[i64] = &[
     1, 2, 4, 80007, 130429, 131000, 131016, 131048, 131056, 131057, 133016,
 ];
@@ -161,7 +162,7 @@ mod tests {
     }
 
     #[test]
-    fn codes_are_classified_as_the_contract_lists() {
+    fn retryable_and_permanent_codes_are_told_apart() {
         for code in [
             1, 2, 4, 80007, 130429, 131000, 131016, 131048, 131056, 131057, 133016,
         ] {

@@ -1,4 +1,4 @@
-//! WhatsApp providers behind one trait (contract §4): `log`, Meta's `cloud_api`, and `fonnte`.
+//! WhatsApp providers behind one trait: `log`, Meta's `cloud_api`, and `fonnte`.
 //! Each answers with a provider message id or a `SendError` that says whether retrying can
 //! help; the sender decides retry or `message.failed` from that alone.
 
