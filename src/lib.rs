@@ -9,22 +9,35 @@
 //!                                                                         api (read-only) ◀──┘
 //! ```
 //!
-//! Modules by layer: `configuration`, `telemetry`, `metrics`, `domain` (validated types and
-//! events), `db` (PostgreSQL), `broker` (RabbitMQ); by role: `producer`, `sender`, `tracker`,
-//! `api`; and the process: `startup`, `cli`, `demo`, `dead_letters`, `report_cli`.
+//! The modules, lower layers first; each uses only modules listed before it, and no role uses
+//! another:
+//!
+//! - layers: `domain` (validated types, the events and the message template), `configuration`
+//!   (layered settings, validated at start-up), `telemetry` (logs), `metrics` (Prometheus
+//!   series), `backoff` (retry delays), `db` (PostgreSQL: pool, migrations, the queries of each
+//!   table family, retrying through outages), `broker` (RabbitMQ: the supervised connection,
+//!   topology, confirmed publishing, and the consume loop the consuming roles share), `context`
+//!   (what the roles of one process share);
+//! - roles: `producer` (the scan publishing `maintenance.due`), `sender` (sends reminders and
+//!   publishes their outcome), `tracker` (counts outcomes into the report), `api` (the
+//!   read-only HTTP API and dashboard);
+//! - process: `startup` (builds and runs any mix of roles), `commands` (the command line), and
+//!   `allocator` (the allocator every binary ships).
 
-pub mod allocator;
-pub mod api;
 pub mod backoff;
 pub mod broker;
-pub mod commands;
 pub mod configuration;
 pub mod context;
 pub mod db;
 pub mod domain;
 pub mod metrics;
+pub mod telemetry;
+
+pub mod api;
 pub mod producer;
 pub mod sender;
-pub mod startup;
-pub mod telemetry;
 pub mod tracker;
+
+pub mod allocator;
+pub mod commands;
+pub mod startup;

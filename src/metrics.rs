@@ -96,6 +96,7 @@ pub struct Metrics {
     pub over_reminded_pairs: Gauge,
     pub database_unavailable: Family<RoleLabels, Counter>,
     pub database_conflicts: Family<RoleLabels, Counter>,
+    /// Set from `broker::blocking` when `/metrics` is scraped.
     pub broker_blocked: Gauge,
     pub http_requests: Family<RouteStatusLabels, Counter>,
     pub http_request_duration: HistogramFamily<RouteLabels>,
@@ -251,8 +252,6 @@ impl Metrics {
 
     /// The Prometheus text exposition of every series.
     pub fn render(&self) -> String {
-        self.broker_blocked
-            .set(i64::from(crate::broker::blocking::is_blocked()));
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");
