@@ -1,9 +1,19 @@
-//! Taking the machine's RabbitMQ and PostgreSQL away and bringing them back, for the soak and
-//! the fault tests (`tests/faults` includes this file). The guards restart the service when
-//! dropped, so a failing test or an interrupted soak never leaves it down.
+//! The machine's RabbitMQ and PostgreSQL: where they listen, and taking them away and bringing
+//! them back for the soak and the fault tests (stopped, frozen, or refusing publishes under a
+//! memory alarm). Every guard undoes its fault when dropped, so a failing test or an interrupted
+//! soak never leaves a service down. `rabbitmqctl` and `pg_ctlcluster` take seconds: the async
+//! helpers run them off the caller's runtime, which would otherwise freeze the application and
+//! the mock provider sharing it.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
+
+/// The local PostgreSQL server, without a database name.
+pub const PG_URL: &str = "postgres://postgres@127.0.0.1:5432";
+/// Its maintenance database, for creating and dropping others.
+pub const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+/// The local RabbitMQ, default virtual host.
+pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
 /// Runs a command quietly; true when it succeeded.
 pub fn quiet(program: &str, args: &[&str]) -> bool {
@@ -98,14 +108,131 @@ impl Drop for PostgresDown {
     }
 }
 
-/// Peak resident memory of a process so far (`VmHWM`), in KiB.
-pub fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
+/// Stops RabbitMQ off the test's runtime: `rabbitmqctl` takes seconds, and blocking the
+/// single-threaded test runtime would freeze the app and the mock provider with it (a provider
+/// call that outlives its time-out is retried, and counts as a second send).
+pub async fn rabbit_down() -> RabbitDown {
+    tokio::task::spawn_blocking(RabbitDown::stop)
+        .await
+        .expect("rabbitmqctl stop_app")
+}
+
+/// Brings a stopped service back (its guard's drop) off the test's runtime.
+pub async fn bring_back<T: Send + 'static>(down: T) {
+    tokio::task::spawn_blocking(move || drop(down))
+        .await
+        .unwrap();
+}
+
+/// A RabbitMQ memory alarm while this lives: the broker blocks every connection that publishes
+/// (`connection.blocked`) until it is cleared, which restores the high watermark it found (also
+/// on drop, when a test fails). `rabbitmqctl` takes a second or more, so it runs off the test's
+/// runtime: blocking that thread would freeze the app and the mock provider with it.
+pub struct MemoryAlarm {
+    watermark: Option<String>,
+}
+
+impl MemoryAlarm {
+    pub async fn raise() -> MemoryAlarm {
+        let watermark = tokio::task::spawn_blocking(|| {
+            let out = Command::new("rabbitmqctl")
+                .args([
+                    "-q",
+                    "eval",
+                    "vm_memory_monitor:get_vm_memory_high_watermark().",
+                ])
+                .stdin(Stdio::null())
+                .output()
+                .expect("rabbitmqctl eval");
+            let watermark = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            assert!(
+                watermark.parse::<f64>().is_ok_and(|w| w > 0.0),
+                "a relative memory watermark, not {watermark:?}"
+            );
+            assert!(
+                quiet("rabbitmqctl", &["-q", "set_vm_memory_high_watermark", "0"]),
+                "rabbitmqctl set_vm_memory_high_watermark 0"
+            );
+            watermark
+        })
+        .await
+        .unwrap();
+        MemoryAlarm {
+            watermark: Some(watermark),
+        }
+    }
+
+    pub async fn clear(mut self) {
+        if let Some(watermark) = self.watermark.take() {
+            tokio::task::spawn_blocking(move || restore_watermark(&watermark))
+                .await
+                .unwrap();
+        }
+    }
+}
+
+fn restore_watermark(watermark: &str) {
+    quiet(
+        "rabbitmqctl",
+        &["-q", "set_vm_memory_high_watermark", watermark],
+    );
+}
+
+impl Drop for MemoryAlarm {
+    fn drop(&mut self) {
+        if let Some(watermark) = self.watermark.take() {
+            restore_watermark(&watermark);
+        }
+    }
+}
+
+/// RabbitMQ's Erlang VM is stopped (SIGSTOP) while this lives: its connections stay open and
+/// the kernel still takes in what is written to them, but nothing is read or answered, as with a
+/// hung broker or a network that drops every packet. SIGCONT on drop, also when a test fails.
+pub struct BrokerFrozen {
+    pid: String,
+}
+
+impl BrokerFrozen {
+    /// RabbitMQ's OS pid. `rabbitmqctl` takes a second or more, so look it up before the
+    /// moment to freeze comes.
+    pub async fn broker_pid() -> u32 {
+        let pid = tokio::task::spawn_blocking(|| {
+            let out = Command::new("rabbitmqctl")
+                .args(["-q", "eval", "os:getpid()."])
+                .stdin(Stdio::null())
+                .output()
+                .expect("rabbitmqctl eval");
+            String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .trim_matches('"')
+                .to_string()
+        })
+        .await
+        .unwrap();
+        pid.parse()
+            .unwrap_or_else(|_| panic!("RabbitMQ's OS pid, not {pid:?}"))
+    }
+
+    pub fn freeze(pid: u32) -> BrokerFrozen {
+        let pid = pid.to_string();
+        assert!(quiet("kill", &["-STOP", &pid]), "kill -STOP {pid}");
+        BrokerFrozen { pid }
+    }
+
+    /// Lets the broker run again and waits until it answers.
+    pub async fn thaw(self) {
+        drop(self);
+        tokio::task::spawn_blocking(|| {
+            quiet("rabbitmqctl", &["-q", "await_startup", "--timeout", "60"])
+        })
+        .await
+        .unwrap();
+    }
+}
+
+impl Drop for BrokerFrozen {
+    fn drop(&mut self) {
+        quiet("kill", &["-CONT", &self.pid]);
+    }
 }

@@ -9,16 +9,16 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use reminder::configuration::Secret;
-use reminder::db::fixtures::{self, FixtureSize, aggregate_drift};
 use reminder::db::master_data::{NewCustomer, NewVehicle, upsert_customers, upsert_vehicles};
 use reminder::db::reports;
 use reminder::startup::Role;
+use reminder_harness::fixtures::reports::{self as fixtures, FixtureSize, aggregate_drift};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::*;
+use reminder_harness::prelude::*;
 
 /// The pairs of the shared scenario: customer A (in the master data) with vehicle A1 (in the
 /// master data) and A2 (not), and customer B with vehicle B1 (neither in the master data).
@@ -1408,7 +1408,7 @@ async fn snapshot(pool: &PgPool) -> Vec<(String, Option<String>)> {
 
 /// Deep pages of the history seek through the quarter-hour buckets; they must be exactly the
 /// rows a plain `OFFSET` over the whole history returns. The data comes from the scale loader
-/// (`db::fixtures`), whose aggregates must agree with a recount.
+/// (`reminder_harness::fixtures::reports`), whose aggregates must agree with a recount.
 #[tokio::test]
 async fn deep_pages_of_the_message_history_match_a_plain_offset_scan() {
     let env = TestEnv::new();

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer};
 
-use crate::helpers::*;
+use reminder_harness::prelude::*;
 
 /// `series{labels}` → value, from the Prometheus text format.
 fn parse(text: &str) -> HashMap<String, f64> {

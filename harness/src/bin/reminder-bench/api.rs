@@ -11,10 +11,12 @@ use chrono::{Datelike as _, NaiveDate};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::common::{BenchEnv, Opts, guarded};
-use crate::fixtures::{self, Fleet};
+use crate::env::{BenchEnv, guarded};
+use crate::opts::Opts;
 use crate::report::{Row, Summary, Table, Target, Unit, quantile};
 use reminder::startup::{Application, Role};
+use reminder_harness::fixtures::{self, Fleet};
+use reminder_harness::wait;
 
 /// A route under load: a name, a target p99, and how to pick each request's path.
 struct Route {
@@ -143,7 +145,7 @@ async fn measure(env: &BenchEnv, o: &Opts) -> anyhow::Result<(Vec<RouteFigures>,
         .pool_max_idle_per_host(o.api_connections)
         .timeout(Duration::from_secs(30))
         .build()?;
-    crate::common::poll(
+    wait::poll(
         "the API to answer",
         Duration::from_secs(30),
         Duration::from_millis(50),

@@ -24,9 +24,12 @@ use sqlx::Connection as _;
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
-use crate::common::{self, Amqp, BenchEnv, Opts, guarded};
+use crate::env::{BenchEnv, guarded};
+use crate::opts::Opts;
 use crate::report::{Row, Summary, Table, Unit};
 use reminder::domain::events::{MAINTENANCE_DUE, MESSAGE_SENT};
+use reminder_harness::amqp::Amqp;
+use reminder_harness::{events, resources};
 
 pub const CONSUME_PREFETCH: u16 = 500;
 pub const ACK_EVERY: u64 = 250;
@@ -156,9 +159,9 @@ struct Rounds {
 }
 
 impl Rounds {
-    fn push(&mut self, n: u64, started: Instant, cpu: Option<common::CpuTimes>) {
+    fn push(&mut self, n: u64, started: Instant, cpu: Option<resources::CpuTimes>) {
         self.rates.push(n as f64 / started.elapsed().as_secs_f64());
-        if let Some(us) = common::machine_us_per_unit(cpu, n) {
+        if let Some(us) = resources::machine_us_per_unit(cpu, n) {
             self.machine_us.push(us);
         }
     }
@@ -185,11 +188,11 @@ async fn settle() {
 /// Sizes of the messages the ceilings use: what the producer and the sender publish.
 pub fn due_body() -> Vec<u8> {
     let today = Utc::now().date_naive();
-    common::due_event(&Uuid::new_v4().to_string(), 12_345_678, Utc::now(), today)
+    events::due_event(&Uuid::new_v4().to_string(), 12_345_678, Utc::now(), today)
 }
 
 pub fn sent_body() -> Vec<u8> {
-    common::sent_event(
+    events::sent_event(
         &Uuid::new_v4().to_string(),
         Uuid::new_v4(),
         Uuid::new_v4(),
@@ -205,7 +208,7 @@ pub async fn run(ceilings: &Ceilings) -> anyhow::Result<bool> {
     let opts = &ceilings.opts;
     let mut t = Table::new(format!(
         "ceilings: raw RabbitMQ 3.10 and PostgreSQL 15 rates of this machine ({} messages per round)",
-        common_thousands(opts.ceiling_messages as f64)
+        crate::report::thousands(opts.ceiling_messages as f64)
     ));
     t.row(Row::new(
         format!(
@@ -237,10 +240,6 @@ pub async fn run(ceilings: &Ceilings) -> anyhow::Result<bool> {
     Ok(true)
 }
 
-fn common_thousands(v: f64) -> String {
-    crate::report::thousands(v)
-}
-
 async fn measure_publish(opts: &Opts) -> anyhow::Result<Summary> {
     Ok(publish_rounds(opts).await?.rate())
 }
@@ -257,7 +256,7 @@ async fn publish_rounds(opts: &Opts) -> anyhow::Result<Rounds> {
         for _ in 0..opts.rounds {
             amqp.purge(&topology.sender_queue).await?;
             // Read first: reading /proc takes a few milliseconds that are not the ceiling's.
-            let cpu = common::CpuTimes::now();
+            let cpu = resources::CpuTimes::now();
             let started = Instant::now();
             let confirmed = amqp
                 .publish_many(
@@ -313,7 +312,7 @@ async fn consume_all(amqp: &Amqp, queue: &str, n: u64, rounds: &mut Rounds) -> a
     channel
         .basic_qos(CONSUME_PREFETCH, BasicQosOptions::default())
         .await?;
-    let cpu = common::CpuTimes::now();
+    let cpu = resources::CpuTimes::now();
     let started = Instant::now();
     let mut consumer = channel
         .basic_consume(
@@ -395,7 +394,7 @@ async fn measure_pg_upsert(opts: &Opts) -> anyhow::Result<Summary> {
                 let now = Utc::now();
                 let events: Vec<(String, Uuid, Uuid)> = (0..n)
                     .map(|i| {
-                        let (c, v) = common::pair(seed, i % opts.tracker_pairs);
+                        let (c, v) = events::pair(seed, i % opts.tracker_pairs);
                         (Uuid::new_v4().to_string(), c, v)
                     })
                     .collect();

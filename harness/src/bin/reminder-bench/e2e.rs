@@ -27,14 +27,18 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::ceilings::Ceilings;
-use crate::common::{self, Amqp, BenchEnv, CpuFigures, Opts, guarded};
-use crate::fixtures::{self, Fleet};
+use crate::cpu::CpuFigures;
+use crate::env::{self, BenchEnv, guarded};
 use crate::floor::{self, FloorFigures};
-use crate::mock_provider::MockCloudApi;
+use crate::opts::Opts;
 use crate::report::{Paired, Row, Summary, Table, Target, Unit, quantile};
 use reminder::domain::events::MAINTENANCE_DUE;
 use reminder::producer::{Producer, Trigger};
 use reminder::startup::{Application, Role};
+use reminder_harness::amqp::{self, Amqp};
+use reminder_harness::fixtures::{self, Fleet};
+use reminder_harness::mock_provider::MockCloudApi;
+use reminder_harness::{events, resources, tally, wait};
 
 #[derive(Default)]
 struct Figures {
@@ -71,7 +75,7 @@ pub async fn run(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
         let mock =
             MockCloudApi::start(Duration::from_millis(o.e2e_provider_delay_ms), false).await?;
         let mut provider_settings = env.settings.clone();
-        BenchEnv::use_mock_cloud_api(&mut provider_settings, &mock.url, &o);
+        env::use_mock(&mut provider_settings, &mock, &o);
         let provider = reminder::sender::providers::from_settings(&provider_settings.whatsapp)?;
         let mut f = Figures::default();
         let mut result = Ok(());
@@ -210,12 +214,12 @@ async fn one_round(
     mock.reset();
     let mut settings = env.settings.clone();
     settings.database.url = env.extra_database(&format!("e2e{round}"));
-    BenchEnv::use_mock_cloud_api(&mut settings, &mock.url, o);
+    env::use_mock(&mut settings, mock, o);
     settings.sender.concurrency = o.e2e_concurrency;
     settings.whatsapp.max_per_second = 0;
     settings.sender.recipient_interval_ms = 0;
     let n = o.e2e_reminders;
-    common::reset_peak_rss();
+    resources::reset_peak_rss();
     let app = Application::build(settings.clone(), &[Role::Sender, Role::Tracker]).await?;
     let ctx = app.context().clone();
     let pool = ctx.pool.clone();
@@ -244,18 +248,18 @@ async fn one_round(
     // Burst: the real scan.
     let scan_start = Utc::now();
     let started = Instant::now();
-    let cpu_start = common::CpuTimes::now();
+    let cpu_start = resources::CpuTimes::now();
     let scan_shutdown = shutdown.clone();
     let scan = tokio::spawn(async move {
         producer
             .scan(run_date, Trigger::Manual, None, &scan_shutdown)
             .await
     });
-    common::poll(
+    wait::poll(
         "every reminder to be counted",
         Duration::from_secs(900),
         Duration::from_millis(20),
-        || async { Ok((common::total_messages(&pool).await? >= n as i64).then_some(())) },
+        || async { Ok((tally::total_messages(&pool).await? >= n as i64).then_some(())) },
     )
     .await?;
     let secs = started.elapsed().as_secs_f64();
@@ -290,11 +294,11 @@ async fn one_round(
     f.paced_rate.push(offered);
     amqp.close().await;
     let total = n + count;
-    common::poll(
+    wait::poll(
         "every paced reminder to be counted",
         Duration::from_secs(600),
         Duration::from_millis(20),
-        || async { Ok((common::total_messages(&pool).await? >= total as i64).then_some(())) },
+        || async { Ok((tally::total_messages(&pool).await? >= total as i64).then_some(())) },
     )
     .await?;
     let mut latencies = paced_latencies(&pool, &published).await?;
@@ -304,11 +308,12 @@ async fn one_round(
     f.max.push(*latencies.last().unwrap_or(&f64::NAN));
 
     // Exact counts.
-    let (sum, _, logged) = common::exact_counts(&pool).await?;
-    f.miscounted.push((sum - total as i64) as f64);
+    let counted = tally::tally(&pool).await?;
+    f.miscounted.push((counted.frequency - total as i64) as f64);
     anyhow::ensure!(
-        logged == total as i64,
-        "message_log has {logged} rows, expected {total}"
+        counted.messages == total as i64,
+        "message_log has {} rows, expected {total}",
+        counted.messages
     );
     let counts = mock.counts();
     anyhow::ensure!(
@@ -321,8 +326,8 @@ async fn one_round(
 
     shutdown.cancel();
     app_task.await??;
-    f.rss.push(common::peak_rss_mb());
-    common::drop_database_now(o, &settings.database.url).await;
+    f.rss.push(resources::peak_rss_mb());
+    env.drop_database_now(&settings.database.url).await;
     Ok(())
 }
 
@@ -345,13 +350,13 @@ async fn publish_paced(
         while sent < due_now {
             while in_flight.len() >= 2000 {
                 if let Some(c) = in_flight.next().await {
-                    common::check_confirm(c)?;
+                    amqp::check_confirm(c)?;
                 }
             }
             let id = Uuid::new_v4();
             let at = Utc::now();
             // Numbers 10,000,000 and up: not used by the fleet.
-            let body = common::due_event(&id.to_string(), 10_000_000 + sent, at, due);
+            let body = events::due_event(&id.to_string(), 10_000_000 + sent, at, due);
             in_flight.push(
                 amqp.publish(&exchange, MAINTENANCE_DUE, &id.to_string(), &body)
                     .await?,
@@ -360,13 +365,13 @@ async fn publish_paced(
             sent += 1;
         }
         while let Some(Some(c)) = in_flight.next().now_or_never() {
-            common::check_confirm(c)?;
+            amqp::check_confirm(c)?;
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let offered = count as f64 / started.elapsed().as_secs_f64();
     while let Some(c) = in_flight.next().await {
-        common::check_confirm(c)?;
+        amqp::check_confirm(c)?;
     }
     Ok((published, offered))
 }

@@ -22,12 +22,14 @@ use futures::StreamExt as _;
 use uuid::Uuid;
 
 use crate::ceilings::{Ceilings, Costed};
-use crate::common::{self, BenchEnv, CpuTimes, Opts};
+use crate::env::BenchEnv;
+use crate::opts::Opts;
 use crate::report::{Row, Summary, Unit};
 use reminder::db::dispatch::DispatchWrites;
 use reminder::domain::events::{MESSAGE_SENT, outcome_id};
 use reminder::domain::{CountryCode, MaintenanceDue, MessageOutcome, OutcomeStatus, PhoneNumber};
 use reminder::sender::providers::{OutboundMessage, WhatsappProvider};
+use reminder_harness::resources::{self, CpuTimes};
 
 /// A part measured alone: its rate, and the whole machine's CPU microseconds per unit.
 pub type Part = Costed;
@@ -36,7 +38,7 @@ fn part(n: u64, started: Instant, cpu: Option<CpuTimes>) -> Part {
     let rate = n as f64 / started.elapsed().as_secs_f64();
     Part {
         rate,
-        machine_us: common::machine_us_per_unit(cpu, n),
+        machine_us: resources::machine_us_per_unit(cpu, n),
     }
 }
 
@@ -232,7 +234,7 @@ pub async fn measure(
     )
     .await?;
     pool.close().await;
-    common::drop_database_now(o, &url).await;
+    env.drop_database_now(&url).await;
     let calls = provider_calls(provider, n, o.e2e_concurrency).await?;
     let (Some(publish), Some(consume), Some(sender), Some(tracker), Some(provider)) = (
         publish.machine_us,

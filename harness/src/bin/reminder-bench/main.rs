@@ -15,11 +15,11 @@
 
 mod api;
 mod ceilings;
-mod common;
+mod cpu;
 mod e2e;
-mod fixtures;
+mod env;
 mod floor;
-mod mock_provider;
+mod opts;
 mod producer;
 mod report;
 mod sender;
@@ -32,7 +32,7 @@ use anyhow::Context as _;
 use clap::Parser;
 
 use ceilings::Ceilings;
-use common::Opts;
+use opts::Opts;
 
 // The same allocator and settings as the `reminder` binary, so the figures are the shipped
 // process's.
@@ -120,7 +120,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         }
         Err(_) => (cli.opts.clone(), Ceilings::new(cli.opts.clone())),
     };
-    common::init_logs(&opts);
+    opts::init_logs(&opts);
     opts.validate()?;
     let is_child = std::env::var_os(CHILD_ENV).is_some();
     if !is_child {

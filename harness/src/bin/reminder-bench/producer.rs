@@ -8,10 +8,13 @@ use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::ceilings::Ceilings;
-use crate::common::{self, Amqp, Opts, guarded};
-use crate::fixtures::{self, Fleet};
+use crate::env::guarded;
+use crate::opts::Opts;
 use crate::report::{Paired, Row, Summary, Table, Target, Unit};
 use reminder::producer::{Producer, Trigger};
+use reminder_harness::amqp::Amqp;
+use reminder_harness::fixtures::{self, Fleet};
+use reminder_harness::resources;
 
 pub async fn run(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
     let publish = ceilings.publish().await?;
@@ -47,20 +50,20 @@ pub async fn run(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
             let amqp = Amqp::connect(&o.amqp_url).await?;
             let topology = env.topology();
             topology.declare(&amqp.channel).await?;
-            let before = common::rss_mb();
+            let before = resources::rss_mb();
             let mut rates = Vec::new();
             let mut peaks = Vec::new();
             let mut paired = Paired::default();
             for round in 0..o.rounds {
                 amqp.purge(&topology.sender_queue).await?;
                 let ceiling = ceilings.publish_now().await?;
-                common::reset_peak_rss();
+                resources::reset_peak_rss();
                 let started = Instant::now();
                 let summary = producer
                     .scan(run_date, Trigger::Manual, None, &shutdown)
                     .await?;
                 let secs = started.elapsed().as_secs_f64();
-                peaks.push(common::peak_rss_mb());
+                peaks.push(resources::peak_rss_mb());
                 anyhow::ensure!(
                     summary.events_published == o.due,
                     "round {round}: published {} events, expected {}",

@@ -325,7 +325,7 @@ impl Table {
 }
 
 /// The machine and the command, printed once per invocation.
-pub fn print_header(scenario: &str, opts: &crate::common::Opts) {
+pub fn print_header(scenario: &str, opts: &crate::opts::Opts) {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {

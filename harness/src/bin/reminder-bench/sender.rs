@@ -16,14 +16,17 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::ceilings::Ceilings;
-use crate::common::{self, Amqp, BenchEnv, Opts, guarded};
+use crate::env::{self, BenchEnv, guarded};
 use crate::floor;
-use crate::mock_provider::MockCloudApi;
+use crate::opts::Opts;
 use crate::report::{Row, Summary, Table, Target, Unit};
 use reminder::context::AppContext;
 use reminder::domain::events::MAINTENANCE_DUE;
 use reminder::sender::Sender;
 use reminder::sender::providers;
+use reminder_harness::amqp::Amqp;
+use reminder_harness::mock_provider::MockCloudApi;
+use reminder_harness::{events, wait};
 
 struct Figures {
     rates: Vec<f64>,
@@ -128,7 +131,7 @@ pub async fn run(opts: &Opts, _ceilings: &Ceilings) -> anyhow::Result<bool> {
 
 async fn measure(env: &BenchEnv, o: &Opts, mock: &MockCloudApi) -> anyhow::Result<Figures> {
     let mut settings = env.settings.clone();
-    BenchEnv::use_mock_cloud_api(&mut settings, &mock.url, o);
+    env::use_mock(&mut settings, mock, o);
     settings.sender.concurrency = o.sender_concurrency;
     settings.whatsapp.max_per_second = 0;
     settings.sender.recipient_interval_ms = 0;
@@ -178,7 +181,7 @@ async fn measure(env: &BenchEnv, o: &Opts, mock: &MockCloudApi) -> anyhow::Resul
         let started = Instant::now();
         let handle = tokio::spawn(sender.run(stop.clone()));
         let tracker_queue = topology.tracker_queue.clone();
-        common::poll(
+        wait::poll(
             "every outcome event",
             Duration::from_secs(600),
             Duration::from_millis(20),
@@ -247,7 +250,7 @@ async fn queue_reminders(amqp: &Amqp, env: &BenchEnv, n: u64) -> anyhow::Result<
         MAINTENANCE_DUE,
         (0..n).map(|i| {
             let id = Uuid::new_v4().to_string();
-            let body = common::due_event(&id, i, now, due);
+            let body = events::due_event(&id, i, now, due);
             (id, body)
         }),
         1000,

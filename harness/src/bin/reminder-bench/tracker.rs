@@ -22,13 +22,17 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::ceilings::Ceilings;
-use crate::common::{self, Amqp, BenchEnv, CpuFigures, Opts, guarded};
+use crate::cpu::CpuFigures;
+use crate::env::{BenchEnv, guarded};
 use crate::floor;
+use crate::opts::Opts;
 use crate::report::{Paired, Row, Summary, Table, Target, Unit};
 use reminder::broker::delivery::with_raw_message;
 use reminder::domain::events::MESSAGE_SENT;
 use reminder::domain::{IncomingEvent, MessageOutcome};
 use reminder::tracker::Tracker;
+use reminder_harness::amqp::Amqp;
+use reminder_harness::{events, resources, tally, wait};
 
 struct Figures {
     rates: Vec<f64>,
@@ -176,18 +180,18 @@ async fn measure(env: &BenchEnv, o: &Opts, ceilings: &Ceilings) -> anyhow::Resul
     for round in 1..=o.rounds as u64 {
         let (ceiling, consume) = ceilings.tracker_now_costed().await?;
         queue_sent_events(&amqp, &topology.exchange, MESSAGE_SENT, seed, o, n).await?;
-        let before = common::total_messages(&pool).await?;
+        let before = tally::total_messages(&pool).await?;
         let tracker = Arc::new(Tracker::new(ctx.clone()));
         let stop = CancellationToken::new();
         let started = Instant::now();
-        let cpu_start = common::CpuTimes::now();
+        let cpu_start = resources::CpuTimes::now();
         let handle = tokio::spawn(tracker.run(stop.clone()));
-        common::poll(
+        wait::poll(
             "the tracker to count every event",
             Duration::from_secs(600),
             Duration::from_millis(10),
             || async {
-                Ok((common::total_messages(&pool).await? >= before + n as i64).then_some(()))
+                Ok((tally::total_messages(&pool).await? >= before + n as i64).then_some(()))
             },
         )
         .await?;
@@ -198,16 +202,19 @@ async fn measure(env: &BenchEnv, o: &Opts, ceilings: &Ceilings) -> anyhow::Resul
         f.rates.push(n as f64 / secs);
         f.paired.push(ceiling, n as f64 / secs);
         rounds.push((ceiling, consume.machine_us, n as f64 / secs));
-        let (sum, reports, logged) = common::exact_counts(&pool).await?;
-        f.miscounted.push((sum - (round * n) as i64) as f64);
+        let counted = tally::tally(&pool).await?;
+        f.miscounted
+            .push((counted.frequency - (round * n) as i64) as f64);
         anyhow::ensure!(
-            logged == (round * n) as i64,
-            "message_log has {logged} rows after round {round}, expected {}",
+            counted.messages == (round * n) as i64,
+            "message_log has {} rows after round {round}, expected {}",
+            counted.messages,
             round * n
         );
         anyhow::ensure!(
-            reports == o.tracker_pairs.min(n) as i64,
-            "{reports} report rows, expected {}",
+            counted.reports == o.tracker_pairs.min(n) as i64,
+            "{} report rows, expected {}",
+            counted.reports,
             o.tracker_pairs.min(n)
         );
         anyhow::ensure!(
@@ -221,7 +228,7 @@ async fn measure(env: &BenchEnv, o: &Opts, ceilings: &Ceilings) -> anyhow::Resul
     db.url = env.extra_database("statement");
     let statement_pool = reminder::db::migrate(&db).await?;
     for &(ceiling, consume_us, rate) in &rounds {
-        let outcomes = floor::sent_outcomes(n, o.tracker_pairs, |p| common::pair(seed, p));
+        let outcomes = floor::sent_outcomes(n, o.tracker_pairs, |p| events::pair(seed, p));
         // As the tracker runs it: `batches_in_flight` batches at once, each on its own connection.
         let alone = floor::tracker_statement(
             &statement_pool,
@@ -285,9 +292,9 @@ async fn queue_sent_events(
         exchange,
         routing_key,
         (0..n).map(|i| {
-            let (c, v) = common::pair(seed, i % pairs);
+            let (c, v) = events::pair(seed, i % pairs);
             let at = now - chrono::Duration::milliseconds((n - i) as i64);
-            common::sent_event(&Uuid::new_v4().to_string(), c, v, i % pairs, at)
+            events::sent_event(&Uuid::new_v4().to_string(), c, v, i % pairs, at)
         }),
         1000,
     )
