@@ -7,8 +7,8 @@ use anyhow::{Context as _, bail};
 use futures::StreamExt as _;
 use lapin::message::Delivery;
 use lapin::options::{
-    BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions,
-    QueueDeclareOptions, QueuePurgeOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, QueueDeclareOptions, QueuePurgeOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{
@@ -39,7 +39,7 @@ impl Amqp {
         Ok(Amqp { conn, channel })
     }
 
-    pub async fn close(self) {
+    pub async fn close(&self) {
         let _ = self.channel.close(200, "".into()).await;
         let _ = self.conn.close(200, "".into()).await;
     }
@@ -133,6 +133,29 @@ impl Amqp {
             .await
             .with_context(|| format!("purging queue {queue}"))?;
         Ok(())
+    }
+
+    /// A consumer of `queue` on a channel of its own, with at most `prefetch` messages unacked;
+    /// close the channel when done.
+    pub async fn consume(
+        &self,
+        queue: &str,
+        prefetch: u16,
+    ) -> anyhow::Result<(Channel, lapin::Consumer)> {
+        let channel = self.conn.create_channel().await?;
+        channel
+            .basic_qos(prefetch, BasicQosOptions::default())
+            .await?;
+        let consumer = channel
+            .basic_consume(
+                queue.into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .with_context(|| format!("consuming from {queue}"))?;
+        Ok((channel, consumer))
     }
 
     /// Takes everything currently in `queue`, acking it.

@@ -1,7 +1,11 @@
 //! What the report counted, read from its tables: the quick total the triggers keep, and the
 //! exact counts from the rows themselves.
 
+use std::time::Duration;
+
 use sqlx::PgPool;
+
+use crate::wait;
 
 /// The exact counts of a report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -30,6 +34,21 @@ pub async fn total_messages(pool: &PgPool) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("SELECT coalesce(sum(total_messages), 0)::bigint FROM report_totals")
         .fetch_one(pool)
         .await
+}
+
+/// Waits until the report's total reaches `at_least`, polling every `every`; fails after
+/// `timeout`, naming `what`.
+pub async fn wait_for_total(
+    pool: &PgPool,
+    at_least: i64,
+    what: &str,
+    timeout: Duration,
+    every: Duration,
+) -> anyhow::Result<()> {
+    wait::poll(what, timeout, every, || async {
+        Ok((total_messages(pool).await? >= at_least).then_some(()))
+    })
+    .await
 }
 
 /// The exact counts, from the tables themselves (scans them).

@@ -10,9 +10,7 @@ use reminder_harness::prelude::*;
 #[tokio::test]
 #[ignore = "disrupts shared services: cargo test --test faults -- --ignored --test-threads=1"]
 async fn a_sender_and_a_tracker_killed_mid_flow_lose_nothing_and_count_nothing_twice() {
-    let sends = provider(Duration::from_millis(100), true).await;
-    let mut env = TestEnv::new();
-    env.use_cloud_api(&sends);
+    let (sends, mut env) = env_with_provider(Duration::from_millis(100), true).await;
     env.settings.whatsapp.request_timeout_ms = 1000;
     let pool = env.pool().await;
     let amqp = env.amqp().await;
@@ -85,9 +83,7 @@ async fn a_sender_and_a_tracker_killed_mid_flow_lose_nothing_and_count_nothing_t
 #[ignore = "disrupts shared services: cargo test --test faults -- --ignored --test-threads=1"]
 async fn sigterm_finishes_the_sends_in_flight_acks_them_and_exits_zero() {
     // Slow enough that the signal arrives while every send is waiting for its answer.
-    let sends = provider(Duration::from_millis(1500), false).await;
-    let mut env = TestEnv::new();
-    env.use_cloud_api(&sends);
+    let (sends, mut env) = env_with_provider(Duration::from_millis(1500), false).await;
     env.settings.whatsapp.request_timeout_ms = 5000;
     let pool = env.pool().await;
     let amqp = env.amqp().await;
@@ -125,9 +121,7 @@ async fn sigterm_finishes_the_sends_in_flight_acks_them_and_exits_zero() {
 #[tokio::test]
 #[ignore = "disrupts shared services: cargo test --test faults -- --ignored --test-threads=1"]
 async fn a_flood_of_100000_due_events_keeps_the_sender_within_its_prefetch_and_memory_flat() {
-    let sends = provider(Duration::from_millis(50), false).await;
-    let mut env = TestEnv::new();
-    env.use_cloud_api(&sends);
+    let (sends, env) = env_with_provider(Duration::from_millis(50), false).await;
     let amqp = env.amqp().await;
     let child = reminder(
         &env,

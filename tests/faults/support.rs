@@ -33,6 +33,14 @@ pub async fn provider(delay: Duration, flaky: bool) -> MockCloudApi {
     .expect("the mock Cloud API starts")
 }
 
+/// A `provider` and a test environment whose sender calls it.
+pub async fn env_with_provider(delay: Duration, flaky: bool) -> (MockCloudApi, TestEnv) {
+    let sends = provider(delay, flaky).await;
+    let mut env = TestEnv::new();
+    env.use_cloud_api(&sends);
+    (sends, env)
+}
+
 /// `n` reminders, each for its own customer and vehicle.
 pub fn reminders(n: usize) -> Vec<Value> {
     (0..n)
@@ -75,6 +83,18 @@ pub async fn assert_counted_exactly(pool: &PgPool, n: i64, timeout: Duration) {
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(counts(pool).await, Tally::each_once(n));
+}
+
+/// After an outage with a flaky provider: every one of `n` reminders is counted once and was
+/// accepted by the provider once, although some calls failed and were retried.
+pub async fn assert_each_sent_once_despite_failures(pool: &PgPool, sends: &MockCloudApi, n: i64) {
+    assert_counted_exactly(pool, n, Duration::from_secs(120)).await;
+    assert_eq!(sends.accepted().0, n as u64);
+    assert_eq!(sends.repeated(), vec![], "no reminder is sent twice");
+    assert!(
+        sends.transient_failures() > 0,
+        "the provider failed some calls"
+    );
 }
 
 /// A `reminder run <roles>` child process with the test's settings and `extra` overrides;

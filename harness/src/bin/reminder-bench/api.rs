@@ -67,29 +67,23 @@ pub async fn run(opts: &Opts) -> anyhow::Result<bool> {
         Unit::PerSec,
     ));
     for (route, f) in routes.iter().zip(&figures).skip(1) {
-        t.row(
-            Row::new(format!("{} p50", route.name), Summary::of(&f.p50), Unit::Ms).vs(
-                "/healthz",
-                c50,
-                Unit::Ms,
-            ),
-        );
-        let mut p99 = Row::new(format!("{} p99", route.name), Summary::of(&f.p99), Unit::Ms).vs(
+        t.row(Row::of(format!("{} p50", route.name), &f.p50, Unit::Ms).vs(
             "/healthz",
-            c99,
+            c50,
             Unit::Ms,
-        );
+        ));
+        let mut p99 =
+            Row::of(format!("{} p99", route.name), &f.p99, Unit::Ms).vs("/healthz", c99, Unit::Ms);
         if let Some(ms) = route.p99_target_ms {
             p99 = p99.target(Target::Below(ms));
         }
         t.row(p99);
         t.row(
-            Row::new(
-                format!("{} requests/s", route.name),
-                Summary::of(&f.rps),
+            Row::of(format!("{} requests/s", route.name), &f.rps, Unit::PerSec).vs(
+                "/healthz",
+                crps,
                 Unit::PerSec,
-            )
-            .vs("/healthz", crps, Unit::PerSec),
+            ),
         );
     }
     t.note(format!(

@@ -18,8 +18,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 use chrono::Utc;
 use futures::StreamExt as _;
-use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
-use lapin::types::FieldTable;
+use lapin::options::{BasicAckOptions, BasicCancelOptions};
 use sqlx::Connection as _;
 use tokio::sync::OnceCell;
 use uuid::Uuid;
@@ -308,20 +307,9 @@ async fn consume_rounds(opts: &Opts) -> anyhow::Result<Rounds> {
 /// Consumes `n` messages (parsing each as JSON), acking every `ACK_EVERY`, and records the
 /// round from the consume request to the last ack.
 async fn consume_all(amqp: &Amqp, queue: &str, n: u64, rounds: &mut Rounds) -> anyhow::Result<()> {
-    let channel = amqp.conn.create_channel().await?;
-    channel
-        .basic_qos(CONSUME_PREFETCH, BasicQosOptions::default())
-        .await?;
     let cpu = resources::CpuTimes::now();
     let started = Instant::now();
-    let mut consumer = channel
-        .basic_consume(
-            queue.into(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
+    let (channel, mut consumer) = amqp.consume(queue, CONSUME_PREFETCH).await?;
     let mut count = 0u64;
     while count < n {
         let delivery = consumer

@@ -56,9 +56,9 @@ impl CpuFigures {
             rows.push(per_unit("PostgreSQL (postgres)", &self.database_us));
         }
         let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-        rows.push(Row::new(
+        rows.push(Row::of(
             format!("{phase}: machine busy, of {cores} cores"),
-            Summary::of(&self.busy_cores),
+            &self.busy_cores,
             Unit::Cores,
         ));
         rows

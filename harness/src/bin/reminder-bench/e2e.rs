@@ -31,14 +31,14 @@ use crate::cpu::CpuFigures;
 use crate::env::{self, BenchEnv, guarded};
 use crate::floor::{self, FloorFigures};
 use crate::opts::Opts;
-use crate::report::{Paired, Row, Summary, Table, Target, Unit, quantile};
+use crate::report::{Paired, Row, Table, Target, Unit, quantile};
 use reminder::domain::events::MAINTENANCE_DUE;
 use reminder::producer::{Producer, Trigger};
 use reminder::startup::{Application, Role};
 use reminder_harness::amqp::{self, Amqp};
 use reminder_harness::fixtures::{self, Fleet};
 use reminder_harness::mock_provider::MockCloudApi;
-use reminder_harness::{events, resources, tally, wait};
+use reminder_harness::{events, resources, tally};
 
 #[derive(Default)]
 struct Figures {
@@ -109,9 +109,9 @@ pub async fn run(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
         opts.e2e_concurrency
     ));
     t.row(
-        Row::new(
+        Row::of(
             "burst throughput, scan start to all counted",
-            Summary::of(&f.rates),
+            &f.rates,
             Unit::PerSec,
         )
         .vs("publish", publish, Unit::PerSec)
@@ -120,14 +120,14 @@ pub async fn run(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
     for row in f.paired.rows("publish", "burst throughput", 0.25) {
         t.row(row);
     }
-    t.row(Row::new(
+    t.row(Row::of(
         "burst: scan start to counted, p50",
-        Summary::of(&f.burst_p50),
+        &f.burst_p50,
         Unit::Ms,
     ));
-    t.row(Row::new(
+    t.row(Row::of(
         "burst: scan start to counted, max",
-        Summary::of(&f.burst_max),
+        &f.burst_max,
         Unit::Ms,
     ));
     for row in f.cpu.rows("burst", "reminder") {
@@ -137,51 +137,33 @@ pub async fn run(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
         t.row(row);
     }
     t.row(
-        Row::new(
-            "paced: offered rate",
-            Summary::of(&f.paced_rate),
+        Row::of("paced: offered rate", &f.paced_rate, Unit::PerSec).vs(
+            "publish",
+            publish,
             Unit::PerSec,
-        )
-        .vs("publish", publish, Unit::PerSec),
+        ),
     );
-    t.row(Row::new(
-        "paced: publish to counted p50",
-        Summary::of(&f.p50),
-        Unit::Ms,
-    ));
+    t.row(Row::of("paced: publish to counted p50", &f.p50, Unit::Ms));
     t.row(
-        Row::new(
+        Row::of(
             "paced: publish to counted p99, at the offered rate",
-            Summary::of(&f.p99),
+            &f.p99,
             Unit::Ms,
         )
         .target(Target::Below(2000.0)),
     );
-    t.row(Row::new(
-        "paced: publish to counted max",
-        Summary::of(&f.max),
-        Unit::Ms,
+    t.row(Row::of("paced: publish to counted max", &f.max, Unit::Ms));
+    t.row(Row::of("peak RSS of the process", &f.rss, Unit::MiB).target(Target::MaxAtMost(150.0)));
+    t.row(Row::exactly(
+        "sum of frequency minus reminders",
+        &f.miscounted,
+        0.0,
     ));
-    t.row(
-        Row::new("peak RSS of the process", Summary::of(&f.rss), Unit::MiB)
-            .target(Target::MaxAtMost(150.0)),
-    );
-    t.row(
-        Row::new(
-            "sum of frequency minus reminders",
-            Summary::of(&f.miscounted),
-            Unit::Count,
-        )
-        .target(Target::Exactly(0.0)),
-    );
-    t.row(
-        Row::new(
-            "provider calls per reminder",
-            Summary::of(&f.calls_per_reminder),
-            Unit::Count,
-        )
-        .target(Target::Exactly(1.0)),
-    );
+    t.row(Row::exactly(
+        "provider calls per reminder",
+        &f.calls_per_reminder,
+        1.0,
+    ));
     t.note(format!(
         "paced: {} s per round at {} /s (a quarter of the publish ceiling){}; each event stamped with its publish time; latency = message_log.recorded_at - event time",
         opts.paced_seconds,
@@ -255,13 +237,9 @@ async fn one_round(
             .scan(run_date, Trigger::Manual, None, &scan_shutdown)
             .await
     });
-    wait::poll(
-        "every reminder to be counted",
-        Duration::from_secs(900),
-        Duration::from_millis(20),
-        || async { Ok((tally::total_messages(&pool).await? >= n as i64).then_some(())) },
-    )
-    .await?;
+    let every = Duration::from_millis(20);
+    let what = "every reminder to be counted";
+    tally::wait_for_total(&pool, n as i64, what, Duration::from_secs(900), every).await?;
     let secs = started.elapsed().as_secs_f64();
     f.cpu.push(cpu_start, n);
     let summary = scan.await??;
@@ -294,13 +272,8 @@ async fn one_round(
     f.paced_rate.push(offered);
     amqp.close().await;
     let total = n + count;
-    wait::poll(
-        "every paced reminder to be counted",
-        Duration::from_secs(600),
-        Duration::from_millis(20),
-        || async { Ok((tally::total_messages(&pool).await? >= total as i64).then_some(())) },
-    )
-    .await?;
+    let what = "every paced reminder to be counted";
+    tally::wait_for_total(&pool, total as i64, what, Duration::from_secs(600), every).await?;
     let mut latencies = paced_latencies(&pool, &published).await?;
     latencies.sort_by(|a, b| a.total_cmp(b));
     f.p50.push(quantile(&latencies, 0.5));

@@ -7,9 +7,13 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use futures::FutureExt as _;
+use reminder::broker::Topology;
 use reminder::configuration::Settings;
+use reminder::context::AppContext;
+use reminder_harness::amqp::Amqp;
 use reminder_harness::mock_provider::{self, MockCloudApi};
 use reminder_harness::scratch::Scratch;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::opts::Opts;
 
@@ -35,6 +39,43 @@ pub fn use_mock(settings: &mut Settings, mock: &MockCloudApi, opts: &Opts) {
     mock_provider::point_at(w, &mock.url);
     w.http2_prior_knowledge = !opts.provider_http1;
     w.request_timeout_ms = 10_000;
+}
+
+/// The roles' context on the scenario's database and broker, connected, and a plain client
+/// with the scenario's topology declared. The context's broker session ends when this drops.
+pub struct Connected {
+    pub ctx: AppContext,
+    pub amqp: Amqp,
+    pub topology: Topology,
+    /// Cancelled when this drops.
+    pub shutdown: CancellationToken,
+    _stop: DropGuard,
+}
+
+/// Connects the roles' context with `settings`, its connection named after `role`.
+pub async fn connect(env: &BenchEnv, settings: &Settings, role: &str) -> anyhow::Result<Connected> {
+    let shutdown = CancellationToken::new();
+    let stop = shutdown.clone().drop_guard();
+    let ctx = reminder::startup::connect(
+        settings.clone(),
+        &format!("reminder-bench {role}"),
+        shutdown.clone(),
+    )
+    .await?;
+    anyhow::ensure!(
+        ctx.broker.connection(&shutdown).await.is_some(),
+        "no broker connection"
+    );
+    let amqp = Amqp::connect(&settings.amqp.url).await?;
+    let topology = env.topology();
+    topology.declare(&amqp.channel).await?;
+    Ok(Connected {
+        ctx,
+        amqp,
+        topology,
+        shutdown,
+        _stop: stop,
+    })
 }
 
 /// Runs `body` with a fresh environment and tears it down afterwards whatever happened.

@@ -24,7 +24,7 @@ use uuid::Uuid;
 use crate::ceilings::{Ceilings, Costed};
 use crate::env::BenchEnv;
 use crate::opts::Opts;
-use crate::report::{Row, Summary, Unit};
+use crate::report::{Row, Unit};
 use reminder::db::dispatch::DispatchWrites;
 use reminder::domain::events::{MESSAGE_SENT, outcome_id};
 use reminder::domain::{CountryCode, MaintenanceDue, MessageOutcome, OutcomeStatus, PhoneNumber};
@@ -278,21 +278,21 @@ impl Bound {
 
     /// The floor itself, named `name`. Call only when not empty.
     fn floor_row(&self, name: &str) -> Row {
-        Row::new(name, Summary::of(&self.floor_us), Unit::Us)
+        Row::of(name, &self.floor_us, Unit::Us)
     }
 
     /// What the floor allows over `ceiling`, and `throughput` over that. Call only when not
     /// empty.
     fn ratio_rows(&self, ceiling: &str, throughput: &str) -> [Row; 2] {
         [
-            Row::new(
+            Row::of(
                 format!("floor: the most {} cores allow / {ceiling}", cores()),
-                Summary::of(&self.allowed),
+                &self.allowed,
                 Unit::Ratio,
             ),
-            Row::new(
+            Row::of(
                 format!("{throughput} / the most its floor allows"),
-                Summary::of(&self.efficiency),
+                &self.efficiency,
                 Unit::Ratio,
             ),
         ]
@@ -334,11 +334,7 @@ impl FloorFigures {
         ];
         let part = |name: &str, f: fn(&Floor) -> f64| {
             let samples: Vec<f64> = self.floors.iter().map(f).collect();
-            Row::new(
-                format!("  floor part: {name}"),
-                Summary::of(&samples),
-                Unit::Us,
-            )
+            Row::of(format!("  floor part: {name}"), &samples, Unit::Us)
         };
         rows.extend([
             part("a publish with confirm (2 a reminder)", |f| f.publish),

@@ -5,14 +5,11 @@
 
 use std::time::Instant;
 
-use tokio_util::sync::CancellationToken;
-
 use crate::ceilings::Ceilings;
-use crate::env::guarded;
+use crate::env::{self, guarded};
 use crate::opts::Opts;
-use crate::report::{Paired, Row, Summary, Table, Target, Unit};
+use crate::report::{Paired, Row, Table, Target, Unit};
 use reminder::producer::{Producer, Trigger};
-use reminder_harness::amqp::Amqp;
 use reminder_harness::fixtures::{self, Fleet};
 use reminder_harness::resources;
 
@@ -21,14 +18,13 @@ pub async fn run(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
     let o = opts.clone();
     let (rates, peaks, paired, before, load_secs) =
         guarded("producer", opts, move |env| async move {
-            let shutdown = CancellationToken::new();
-            let _stop = shutdown.clone().drop_guard();
-            let ctx = reminder::startup::connect(
-                env.settings.clone(),
-                "reminder-bench producer",
-                shutdown.clone(),
-            )
-            .await?;
+            let connected = env::connect(&env, &env.settings, "producer").await?;
+            let (ctx, amqp, topology, shutdown) = (
+                &connected.ctx,
+                &connected.amqp,
+                &connected.topology,
+                &connected.shutdown,
+            );
             let producer = Producer::new(ctx.clone())?;
             let run_date = producer.today();
             let loading = Instant::now();
@@ -43,13 +39,6 @@ pub async fn run(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
             )
             .await?;
             let load_secs = loading.elapsed().as_secs_f64();
-            anyhow::ensure!(
-                ctx.broker.connection(&shutdown).await.is_some(),
-                "no broker connection"
-            );
-            let amqp = Amqp::connect(&o.amqp_url).await?;
-            let topology = env.topology();
-            topology.declare(&amqp.channel).await?;
             let before = resources::rss_mb();
             let mut rates = Vec::new();
             let mut peaks = Vec::new();
@@ -60,7 +49,7 @@ pub async fn run(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
                 resources::reset_peak_rss();
                 let started = Instant::now();
                 let summary = producer
-                    .scan(run_date, Trigger::Manual, None, &shutdown)
+                    .scan(run_date, Trigger::Manual, None, shutdown)
                     .await?;
                 let secs = started.elapsed().as_secs_f64();
                 peaks.push(resources::peak_rss_mb());
@@ -91,20 +80,16 @@ pub async fn run(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
         opts.publish_window
     ));
     t.row(
-        Row::new(
-            "scan + publish throughput",
-            Summary::of(&rates),
-            Unit::PerSec,
-        )
-        .vs("publish", publish, Unit::PerSec)
-        .target(Target::RatioAtLeast(0.5)),
+        Row::of("scan + publish throughput", &rates, Unit::PerSec)
+            .vs("publish", publish, Unit::PerSec)
+            .target(Target::RatioAtLeast(0.5)),
     );
     for row in paired.rows("publish", "scan + publish throughput", 0.5) {
         t.row(row);
     }
-    t.row(Row::new(
+    t.row(Row::of(
         "peak RSS of the process during a scan",
-        Summary::of(&peaks),
+        &peaks,
         Unit::MiB,
     ));
     t.note(format!(

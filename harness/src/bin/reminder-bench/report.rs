@@ -50,14 +50,14 @@ impl Paired {
     /// `target`.
     pub fn rows(&self, ceiling: &str, figure: &str, target: f64) -> [Row; 2] {
         [
-            Row::new(
+            Row::of(
                 format!("{ceiling} ceiling, measured just before each round"),
-                Summary::of(&self.ceilings),
+                &self.ceilings,
                 Unit::PerSec,
             ),
-            Row::new(
+            Row::of(
                 format!("{figure} / the ceiling of its own round"),
-                Summary::of(&self.ratios),
+                &self.ratios,
                 Unit::Ratio,
             )
             .target(Target::AtLeast(target)),
@@ -188,6 +188,14 @@ impl Row {
             ceiling: None,
             target: None,
         }
+    }
+    /// The summary of `samples`, one per round.
+    pub fn of(figure: impl Into<String>, samples: &[f64], unit: Unit) -> Row {
+        Row::new(figure, Summary::of(samples), unit)
+    }
+    /// A count that must be `value` in every round.
+    pub fn exactly(figure: impl Into<String>, samples: &[f64], value: f64) -> Row {
+        Row::of(figure, samples, Unit::Count).target(Target::Exactly(value))
     }
     pub fn vs(mut self, name: impl Into<String>, value: Summary, unit: Unit) -> Row {
         self.ceiling = Some(Ceiling {

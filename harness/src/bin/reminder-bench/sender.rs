@@ -56,73 +56,67 @@ pub async fn run(opts: &Opts, _ceilings: &Ceilings) -> anyhow::Result<bool> {
     ));
     let provider = Summary::of(&f.provider_alone);
     t.row(
-        Row::new(
+        Row::of(
             format!(
                 "sends/s, {} reminders per round, no rate limit",
                 crate::report::thousands(opts.sends as f64)
             ),
-            Summary::of(&f.rates),
+            &f.rates,
             Unit::PerSec,
         )
         .vs("provider client alone", provider, Unit::PerSec)
         .target(Target::AtLeast(1000.0)),
     );
     t.row(
-        Row::new(
+        Row::of(
             "the sender's per-reminder statements alone (claim, record_sent; group commit)",
-            Summary::of(&f.db_alone),
+            &f.db_alone,
             Unit::PerSec,
         )
         .vs("provider client alone", provider, Unit::PerSec),
     );
-    t.row(
-        Row::new(
-            "provider calls per reminder",
-            Summary::of(&f.calls_per_reminder),
-            Unit::Count,
-        )
-        .target(Target::Exactly(1.0)),
-    );
+    t.row(Row::exactly(
+        "provider calls per reminder",
+        &f.calls_per_reminder,
+        1.0,
+    ));
     let limit = opts.rate_limit as f64;
     let configured = Summary::of(&[limit]);
     t.row(
-        Row::new(
+        Row::of(
             format!(
                 "sends/s with max_per_second = {}, {} s per round",
                 opts.rate_limit, opts.rate_seconds
             ),
-            Summary::of(&f.limited_rates),
+            &f.limited_rates,
             Unit::PerSec,
         )
         .vs("configured", configured, Unit::PerSec)
         .target(Target::Within(limit * 0.95, limit * 1.05)),
     );
     t.row(
-        Row::new(
+        Row::of(
             "most sends in any 1 s window (sliding)",
-            Summary::of(&f.max_sliding),
+            &f.max_sliding,
             Unit::Count,
         )
         .vs("configured", configured, Unit::Count)
         .target(Target::MaxAtMost(limit)),
     );
     t.row(
-        Row::new(
+        Row::of(
             "most sends in one clock second (fixed buckets)",
-            Summary::of(&f.max_fixed),
+            &f.max_fixed,
             Unit::Count,
         )
         .vs("configured", configured, Unit::Count)
         .target(Target::MaxAtMost(limit)),
     );
-    t.row(
-        Row::new(
-            "reminders sent twice (rate-limited rounds)",
-            Summary::of(&f.limited_dupes),
-            Unit::Count,
-        )
-        .target(Target::Exactly(0.0)),
-    );
+    t.row(Row::exactly(
+        "reminders sent twice (rate-limited rounds)",
+        &f.limited_dupes,
+        0.0,
+    ));
     t.note("throughput is timed from starting the sender on a full queue until every outcome event is confirmed in the tracker queue");
     t.note("sender.recipient_interval_ms = 0 and whatsapp.max_per_second = 0 in the throughput part (every reminder has its own number anyway)");
     t.print();
@@ -135,21 +129,8 @@ async fn measure(env: &BenchEnv, o: &Opts, mock: &MockCloudApi) -> anyhow::Resul
     settings.sender.concurrency = o.sender_concurrency;
     settings.whatsapp.max_per_second = 0;
     settings.sender.recipient_interval_ms = 0;
-    let broker_shutdown = CancellationToken::new();
-    let _stop = broker_shutdown.clone().drop_guard();
-    let ctx = reminder::startup::connect(
-        settings.clone(),
-        "reminder-bench sender",
-        broker_shutdown.clone(),
-    )
-    .await?;
-    anyhow::ensure!(
-        ctx.broker.connection(&broker_shutdown).await.is_some(),
-        "no broker connection"
-    );
-    let amqp = Amqp::connect(&o.amqp_url).await?;
-    let topology = env.topology();
-    topology.declare(&amqp.channel).await?;
+    let connected = env::connect(env, &settings, "sender").await?;
+    let (ctx, amqp, topology) = (&connected.ctx, &connected.amqp, &connected.topology);
     let mut f = Figures {
         rates: vec![],
         provider_alone: vec![],
@@ -175,7 +156,7 @@ async fn measure(env: &BenchEnv, o: &Opts, mock: &MockCloudApi) -> anyhow::Resul
 
         // The sender.
         mock.reset();
-        queue_reminders(&amqp, env, n).await?;
+        queue_reminders(amqp, env, n).await?;
         let sender = Arc::new(Sender::new(ctx.clone(), provider.clone())?);
         let stop = CancellationToken::new();
         let started = Instant::now();
@@ -215,7 +196,7 @@ async fn measure(env: &BenchEnv, o: &Opts, mock: &MockCloudApi) -> anyhow::Resul
         amqp.purge(&topology.tracker_queue).await?;
         mock.reset();
         let backlog = o.rate_limit as u64 * o.rate_seconds * 3 / 2 + o.sender_concurrency as u64;
-        queue_reminders(&amqp, env, backlog).await?;
+        queue_reminders(amqp, env, backlog).await?;
         let sender = Arc::new(Sender::new(limited_ctx.clone(), provider.clone())?);
         let stop = CancellationToken::new();
         let handle = tokio::spawn(sender.run(stop.clone()));

@@ -13,9 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use chrono::Utc;
 use futures::StreamExt as _;
-use lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions,
-};
+use lapin::options::{BasicAckOptions, BasicCancelOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -23,7 +21,7 @@ use uuid::Uuid;
 
 use crate::ceilings::Ceilings;
 use crate::cpu::CpuFigures;
-use crate::env::{BenchEnv, guarded};
+use crate::env::{self, BenchEnv, guarded};
 use crate::floor;
 use crate::opts::Opts;
 use crate::report::{Paired, Row, Summary, Table, Target, Unit};
@@ -32,7 +30,7 @@ use reminder::domain::events::MESSAGE_SENT;
 use reminder::domain::{IncomingEvent, MessageOutcome};
 use reminder::tracker::Tracker;
 use reminder_harness::amqp::Amqp;
-use reminder_harness::{events, resources, tally, wait};
+use reminder_harness::{events, resources, tally};
 
 struct Figures {
     rates: Vec<f64>,
@@ -98,12 +96,12 @@ pub async fn run(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
         t.row(row);
     }
     t.row(
-        Row::new(
+        Row::of(
             format!(
                 "the tracker's statement alone (apply_batch, {} per call, {} at once)",
                 s.batch_size, s.batches_in_flight
             ),
-            Summary::of(&f.statement),
+            &f.statement,
             Unit::PerSec,
         )
         .vs(ceiling_name, ceiling, Unit::PerSec),
@@ -119,14 +117,11 @@ pub async fn run(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
         )
         .vs(ceiling_name, ceiling, Unit::PerSec),
     );
-    t.row(
-        Row::new(
-            "sum of frequency minus events (per round)",
-            Summary::of(&f.miscounted),
-            Unit::Count,
-        )
-        .target(Target::Exactly(0.0)),
-    );
+    t.row(Row::exactly(
+        "sum of frequency minus events (per round)",
+        &f.miscounted,
+        0.0,
+    ));
     t.note(format!(
         "ceilings: PG upsert {} /s, consume {} /s; the tracker is {:.1}x the seed's way",
         crate::report::thousands(pg.median),
@@ -147,21 +142,8 @@ async fn measure(env: &BenchEnv, o: &Opts, ceilings: &Ceilings) -> anyhow::Resul
     if o.tracker_in_flight > 0 {
         settings.tracker.batches_in_flight = o.tracker_in_flight;
     }
-    let broker_shutdown = CancellationToken::new();
-    let _stop = broker_shutdown.clone().drop_guard();
-    let ctx = reminder::startup::connect(
-        settings.clone(),
-        "reminder-bench tracker",
-        broker_shutdown.clone(),
-    )
-    .await?;
-    anyhow::ensure!(
-        ctx.broker.connection(&broker_shutdown).await.is_some(),
-        "no broker connection"
-    );
-    let amqp = Amqp::connect(&o.amqp_url).await?;
-    let topology = env.topology();
-    topology.declare(&amqp.channel).await?;
+    let connected = env::connect(env, &settings, "tracker").await?;
+    let (ctx, amqp, topology) = (&connected.ctx, &connected.amqp, &connected.topology);
     let seed = Uuid::new_v4();
     let pool = ctx.pool.clone();
     let mut f = Figures {
@@ -179,22 +161,16 @@ async fn measure(env: &BenchEnv, o: &Opts, ceilings: &Ceilings) -> anyhow::Resul
     let n = o.tracker_events;
     for round in 1..=o.rounds as u64 {
         let (ceiling, consume) = ceilings.tracker_now_costed().await?;
-        queue_sent_events(&amqp, &topology.exchange, MESSAGE_SENT, seed, o, n).await?;
+        queue_sent_events(amqp, &topology.exchange, MESSAGE_SENT, seed, o, n).await?;
         let before = tally::total_messages(&pool).await?;
         let tracker = Arc::new(Tracker::new(ctx.clone()));
         let stop = CancellationToken::new();
         let started = Instant::now();
         let cpu_start = resources::CpuTimes::now();
         let handle = tokio::spawn(tracker.run(stop.clone()));
-        wait::poll(
-            "the tracker to count every event",
-            Duration::from_secs(600),
-            Duration::from_millis(10),
-            || async {
-                Ok((tally::total_messages(&pool).await? >= before + n as i64).then_some(()))
-            },
-        )
-        .await?;
+        let what = "the tracker to count every event";
+        let (timeout, every) = (Duration::from_secs(600), Duration::from_millis(10));
+        tally::wait_for_total(&pool, before + n as i64, what, timeout, every).await?;
         let secs = started.elapsed().as_secs_f64();
         f.cpu.push(cpu_start, n);
         stop.cancel();
@@ -257,9 +233,9 @@ async fn measure(env: &BenchEnv, o: &Opts, ceilings: &Ceilings) -> anyhow::Resul
     sqlx::raw_sql(SEED_SCHEMA).execute(&pool).await?;
     let b = o.baseline_events;
     for round in 1..=o.rounds as u64 {
-        queue_sent_events(&amqp, "", &queue, seed, o, b).await?;
+        queue_sent_events(amqp, "", &queue, seed, o, b).await?;
         let started = Instant::now();
-        seed_consumer(&amqp, &queue, &pool, b).await?;
+        seed_consumer(amqp, &queue, &pool, b).await?;
         f.baseline.push(b as f64 / started.elapsed().as_secs_f64());
         let sum: i64 = sqlx::query_scalar(
             "SELECT coalesce(sum(frequency), 0)::bigint FROM seed_whatsapp_report",
@@ -317,16 +293,7 @@ CREATE TABLE IF NOT EXISTS seed_whatsapp_report (
 /// The seed's consumer: prefetch 1; per message parse, select the pair, update or insert,
 /// commit, ack.
 async fn seed_consumer(amqp: &Amqp, queue: &str, pool: &PgPool, n: u64) -> anyhow::Result<()> {
-    let channel = amqp.conn.create_channel().await?;
-    channel.basic_qos(1, BasicQosOptions::default()).await?;
-    let mut consumer = channel
-        .basic_consume(
-            queue.into(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
+    let (channel, mut consumer) = amqp.consume(queue, 1).await?;
     let mut conn = pool.acquire().await?;
     let mut done = 0;
     while done < n {
