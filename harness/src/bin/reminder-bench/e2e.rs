@@ -58,16 +58,18 @@ struct Figures {
     calls_per_reminder: Vec<f64>,
 }
 
+/// The burst throughput must be at least this share of what its floor allows this machine.
+const FLOOR_TARGET: f64 = 0.6;
+
 pub async fn run(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
     let publish = ceilings.publish().await?;
-    // The target rate; a round paces at 80 % of its own burst throughput instead when the
-    // pipeline cannot sustain the target (at a rate above capacity the queue only grows, and
-    // the latency measures how long the run lasted).
-    let target_rate = (publish.median * 0.25).round();
+    // A quarter of the publish ceiling; a round paces at 80 % of its own burst throughput
+    // instead when the pipeline cannot sustain that (at a rate above capacity the queue only
+    // grows, and the latency measures how long the run lasted).
     let paced_rate = if opts.paced_rate > 0 {
         opts.paced_rate as f64
     } else {
-        target_rate
+        (publish.median * 0.25).round()
     };
     let adaptive = opts.paced_rate == 0;
     let o = opts.clone();
@@ -114,10 +116,9 @@ pub async fn run(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
             &f.rates,
             Unit::PerSec,
         )
-        .vs("publish", publish, Unit::PerSec)
-        .target(Target::RatioAtLeast(0.25)),
+        .vs("publish", publish, Unit::PerSec),
     );
-    for row in f.paired.rows("publish", "burst throughput", 0.25) {
+    for row in f.paired.rows("publish", "burst throughput", None) {
         t.row(row);
     }
     t.row(Row::of(
@@ -133,7 +134,7 @@ pub async fn run(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
     for row in f.cpu.rows("burst", "reminder") {
         t.row(row);
     }
-    for row in f.floor.rows() {
+    for row in f.floor.rows(FLOOR_TARGET) {
         t.row(row);
     }
     t.row(
@@ -177,7 +178,7 @@ pub async fn run(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
     t.note("whatsapp.max_per_second = 0 and sender.recipient_interval_ms = 0 (lifted for the benchmark); RSS includes the in-process mock Cloud API and the tool's bookkeeping");
     t.note("CPU per reminder: CPU time over the burst (/proc) divided by the reminders; the whole machine's includes RabbitMQ, PostgreSQL and this process (the pipeline, the mock Cloud API and the polling for counts)");
     t.note(format!(
-        "floor: after each round, each part alone ({} claims and records, tracker events of new pairs and provider calls; the publish of the round's ceiling, a consume ceiling measured then), whole-machine CPU per unit; the e2e ratio can reach its 0.25 only where the floor's row is above 0.25",
+        "floor: after each round, each part alone ({} claims and records, tracker events of new pairs and provider calls; the publish of the round's ceiling, a consume ceiling measured then), whole-machine CPU per unit; the target is the burst throughput at {FLOOR_TARGET:.2} or more of what its floor allows, the median of the rounds",
         crate::report::thousands(opts.floor_units as f64)
     ));
     t.print();

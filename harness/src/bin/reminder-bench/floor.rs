@@ -24,7 +24,7 @@ use uuid::Uuid;
 use crate::ceilings::{Ceilings, Costed};
 use crate::env::BenchEnv;
 use crate::opts::Opts;
-use crate::report::{Row, Unit};
+use crate::report::{Row, Target, Unit};
 use reminder::db::dispatch::DispatchWrites;
 use reminder::domain::events::{MESSAGE_SENT, outcome_id};
 use reminder::domain::{CountryCode, MaintenanceDue, MessageOutcome, OutcomeStatus, PhoneNumber};
@@ -281,9 +281,9 @@ impl Bound {
         Row::of(name, &self.floor_us, Unit::Us)
     }
 
-    /// What the floor allows over `ceiling`, and `throughput` over that. Call only when not
-    /// empty.
-    fn ratio_rows(&self, ceiling: &str, throughput: &str) -> [Row; 2] {
+    /// What the floor allows over `ceiling`, and `throughput` over that, the median of the
+    /// rounds judged against `target`. Call only when not empty.
+    fn ratio_rows(&self, ceiling: &str, throughput: &str, target: f64) -> [Row; 2] {
         [
             Row::of(
                 format!("floor: the most {} cores allow / {ceiling}", cores()),
@@ -294,17 +294,19 @@ impl Bound {
                 format!("{throughput} / the most its floor allows"),
                 &self.efficiency,
                 Unit::Ratio,
-            ),
+            )
+            .target(Target::AtLeast(target)),
         ]
     }
 
-    /// The floor's row, then the two ratios; nothing without samples.
-    pub fn rows(&self, floor: &str, ceiling: &str, throughput: &str) -> Vec<Row> {
+    /// The floor's row, then the two ratios; without samples, a row saying the target could
+    /// not be judged, which counts as missed.
+    pub fn rows(&self, floor: &str, ceiling: &str, throughput: &str, target: f64) -> Vec<Row> {
         if self.is_empty() {
-            return Vec::new();
+            return vec![unjudged(throughput, target)];
         }
         let mut rows = vec![self.floor_row(floor)];
-        rows.extend(self.ratio_rows(ceiling, throughput));
+        rows.extend(self.ratio_rows(ceiling, throughput, target));
         rows
     }
 }
@@ -323,10 +325,11 @@ impl FloorFigures {
             .push(floor.per_reminder(), publish_ceiling, throughput);
     }
 
-    /// The floor, its parts, then the two ratios; nothing without samples.
-    pub fn rows(&self) -> Vec<Row> {
+    /// The floor, its parts, then the two ratios, the last judged against `target`; without
+    /// samples, a row that counts as missed.
+    pub fn rows(&self, target: f64) -> Vec<Row> {
         if self.bound.is_empty() {
-            return Vec::new();
+            return vec![unjudged("burst throughput", target)];
         }
         let mut rows = vec![
             self.bound
@@ -343,12 +346,24 @@ impl FloorFigures {
             part("the tracker's statement, one new pair", |f| f.tracker),
             part("a provider call, mock Cloud API answering", |f| f.provider),
         ]);
-        rows.extend(
-            self.bound
-                .ratio_rows("the publish ceiling of its round", "burst throughput"),
-        );
+        rows.extend(self.bound.ratio_rows(
+            "the publish ceiling of its round",
+            "burst throughput",
+            target,
+        ));
         rows
     }
+}
+
+/// Where `/proc` cannot be read there is no floor and no ratio to judge: a row that says so
+/// and is missed.
+fn unjudged(throughput: &str, target: f64) -> Row {
+    Row::of(
+        format!("{throughput} / the most its floor allows (no floor: /proc unreadable)"),
+        &[f64::NAN],
+        Unit::Ratio,
+    )
+    .target(Target::AtLeast(target))
 }
 
 #[cfg(test)]
@@ -373,5 +388,19 @@ mod tests {
         assert_eq!(figures.bound.floor_us, vec![211.0]);
         assert_eq!(figures.bound.allowed, vec![0.25]);
         assert_eq!(figures.bound.efficiency, vec![0.5]);
+    }
+
+    #[test]
+    fn the_throughput_is_judged_against_what_its_floor_allows_and_no_floor_is_a_miss() {
+        let most = cores() as f64 * 1e6 / 100.0;
+        let mut bound = Bound::default();
+        bound.push(100.0, most, most * 0.9);
+
+        let judged = |target| bound.rows("floor", "ceiling", "events/s", target);
+        assert_eq!(judged(0.85).last().and_then(Row::met), Some(true));
+        assert_eq!(judged(0.95).last().and_then(Row::met), Some(false));
+        let unmeasured = Bound::default().rows("floor", "ceiling", "events/s", 0.85);
+        assert_eq!(unmeasured.len(), 1);
+        assert_eq!(unmeasured[0].met(), Some(false));
     }
 }

@@ -102,7 +102,7 @@ pub struct Opts {
     /// e2e: seconds of paced publishing for the publish-to-counted latency.
     #[arg(long, default_value_t = 5)]
     pub paced_seconds: u64,
-    /// e2e: paced publishing rate (0: a quarter of the publish ceiling, the e2e target).
+    /// e2e: paced publishing rate (0: a quarter of the publish ceiling).
     #[arg(long, default_value_t = 0)]
     pub paced_rate: u64,
     /// e2e: units of each floor part (claims and records, tracker events, provider calls)

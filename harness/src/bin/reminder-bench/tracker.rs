@@ -24,7 +24,7 @@ use crate::cpu::CpuFigures;
 use crate::env::{self, BenchEnv, guarded};
 use crate::floor;
 use crate::opts::Opts;
-use crate::report::{Paired, Row, Summary, Table, Target, Unit};
+use crate::report::{Paired, Row, Summary, Table, Unit};
 use reminder::broker::delivery::with_raw_message;
 use reminder::domain::events::MESSAGE_SENT;
 use reminder::domain::{IncomingEvent, MessageOutcome};
@@ -43,6 +43,9 @@ struct Figures {
     /// A consume at the ceiling's cost plus the statement alone, against each round.
     floor: floor::Bound,
 }
+
+/// The tracker's rate must be at least this share of what its floor allows this machine.
+const FLOOR_TARGET: f64 = 0.85;
 
 pub async fn run(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
     let pg = ceilings.pg_upsert().await?;
@@ -74,14 +77,14 @@ pub async fn run(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
     ));
     let rates = Summary::of(&f.rates);
     let baseline = Summary::of(&f.baseline);
-    t.row(
-        Row::new("tracker events/s", rates, Unit::PerSec)
-            .vs(ceiling_name, ceiling, Unit::PerSec)
-            .target(Target::RatioAtLeast(0.6)),
-    );
+    t.row(Row::new("tracker events/s", rates, Unit::PerSec).vs(
+        ceiling_name,
+        ceiling,
+        Unit::PerSec,
+    ));
     for row in f
         .paired
-        .rows("min(PG upsert, consume)", "tracker events/s", 0.6)
+        .rows("min(PG upsert, consume)", "tracker events/s", None)
     {
         t.row(row);
     }
@@ -92,6 +95,7 @@ pub async fn run(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
         "floor: CPU per event of a consume and ack and the statement, each alone",
         "min(PG upsert, consume) of its round",
         "tracker events/s",
+        FLOOR_TARGET,
     ) {
         t.row(row);
     }
@@ -129,7 +133,7 @@ pub async fn run(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
         rates.median / baseline.median
     ));
     t.note("timed from starting the tracker on a full queue until the report's sum of frequency reaches the events queued");
-    t.note("floor: a consume and ack at the whole-machine cost measured with the ceiling before each round, plus the statement alone (its round of the same number); the 0.60 target can be met only where the floor's row is above 0.60");
+    t.note(format!("floor: a consume and ack at the whole-machine cost taken with the ceiling before each round, plus the statement alone (its round of the same number); the target is the tracker's rate at {FLOOR_TARGET:.2} or more of what its floor allows, the median of the rounds"));
     t.print();
     Ok(t.all_met())
 }
