@@ -218,7 +218,7 @@ async fn sigterm_while_the_broker_stops_answering_exits_within_the_shutdown_time
     // Each role gets the shutdown timeout, and a second after it to close its channels
     // (broker::end_session); every wait on the broker beyond that is abandoned. The process's
     // own last resort, five seconds after the timeout (startup.rs), must not be what ends it:
-    // it did, at 7.0 s, while cancelling the consumer waited for an answer outside the timeout.
+    // no wait on the frozen broker (cancelling the consumer, say) may run outside the timeout.
     let bound = shutdown_timeout + Duration::from_secs(3);
     let status = child.exit_within(bound).await.unwrap_or_else(|| {
         panic!("the process was still running {bound:?} after SIGTERM, with the broker frozen")

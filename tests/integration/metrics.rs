@@ -1,4 +1,4 @@
-//! `/metrics`: every role counts its work in the contract's series (§5), and a process without
+//! `/metrics`: every role counts its work in the documented series, and a process without
 //! the api role serves them on `http.metrics_bind`.
 
 use std::collections::HashMap;

@@ -1,4 +1,4 @@
-//! `api` (issue 6): the real HTTP API (`Application` with the API role) over 1,000,000 reports
+//! `api`: the real HTTP API (`Application` with the API role) over 1,000,000 reports
 //! and 5,000,000 message records, under a closed-loop load of 50 connections per route. For
 //! each route: p50, p99 and requests/s, next to `/healthz` under the same load (the HTTP
 //! stack's own ceiling on this machine: no database).
@@ -185,7 +185,7 @@ async fn measure(env: &BenchEnv, o: &Opts) -> anyhow::Result<(Vec<RouteFigures>,
         },
     ];
     let mut figures: Vec<RouteFigures> = routes.iter().map(|_| RouteFigures::default()).collect();
-    // Warm every route once (plans, caches, connections) before anything is measured.
+    // Warm every route once (plans, caches, connections) before any load is timed.
     for route in &routes {
         load(
             &client,

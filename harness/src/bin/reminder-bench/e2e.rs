@@ -82,7 +82,7 @@ pub async fn run(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
         let mut f = Figures::default();
         let mut result = Ok(());
         for round in 0..o.rounds {
-            let measured = async {
+            let round_done = async {
                 let ceiling = ceilings.publish_now_costed().await?;
                 one_round(&env, &o, &mock, round, paced_rate, adaptive, &mut f).await?;
                 let rate = *f.rates.last().expect("a finished round has its rate");
@@ -94,7 +94,7 @@ pub async fn run(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
                 }
                 anyhow::Ok(())
             };
-            if let Err(e) = measured.await {
+            if let Err(e) = round_done.await {
                 result = Err(e);
                 break;
             }
@@ -178,7 +178,7 @@ pub async fn run(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
     t.note("whatsapp.max_per_second = 0 and sender.recipient_interval_ms = 0 (lifted for the benchmark); RSS includes the in-process mock Cloud API and the tool's bookkeeping");
     t.note("CPU per reminder: CPU time over the burst (/proc) divided by the reminders; the whole machine's includes RabbitMQ, PostgreSQL and this process (the pipeline, the mock Cloud API and the polling for counts)");
     t.note(format!(
-        "floor: after each round, each part alone ({} claims and records, tracker events of new pairs and provider calls; the publish of the round's ceiling, a consume ceiling measured then), whole-machine CPU per unit; the target is the burst throughput at {FLOOR_TARGET:.2} or more of what its floor allows, the median of the rounds",
+        "floor: after each round, each part alone ({} claims and records, tracker events of new pairs and provider calls; the publish of the round's ceiling, a consume ceiling taken then), whole-machine CPU per unit; the target is the burst throughput at {FLOOR_TARGET:.2} or more of what its floor allows, the median of the rounds",
         crate::report::thousands(opts.floor_units as f64)
     ));
     t.print();

@@ -1,5 +1,5 @@
-//! The least CPU one reminder's required work costs this machine: each part the contract and
-//! the issue require, measured alone at its own best, as the whole machine's CPU time
+//! The least CPU one reminder's required work costs this machine: each part every reminder
+//! needs, timed alone at its own best, as the whole machine's CPU time
 //! (`/proc/stat`) over the units done. e2e prints the sum beside its own cost per reminder,
 //! and the rate that sum would allow on all of this machine's cores as a ratio to the publish
 //! ceiling: how high this machine lets that ratio go, whatever the code does.
@@ -31,7 +31,7 @@ use reminder::domain::{CountryCode, MaintenanceDue, MessageOutcome, OutcomeStatu
 use reminder::sender::providers::{OutboundMessage, WhatsappProvider};
 use reminder_harness::resources::{self, CpuTimes};
 
-/// A part measured alone: its rate, and the whole machine's CPU microseconds per unit.
+/// A part timed alone: its rate, and the whole machine's CPU microseconds per unit.
 pub type Part = Costed;
 
 fn part(n: u64, started: Instant, cpu: Option<CpuTimes>) -> Part {
@@ -206,7 +206,7 @@ fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// Measures the parts other than the publish (which the round's ceiling already measured),
+/// Times the parts other than the publish (which the round's ceiling already timed),
 /// while the scenario's own work is idle: the consume ceiling, then the database parts on a
 /// database of their own, then the provider calls. `None` where `/proc` cannot be read.
 pub async fn measure(
@@ -399,8 +399,8 @@ mod tests {
         let judged = |target| bound.rows("floor", "ceiling", "events/s", target);
         assert_eq!(judged(0.85).last().and_then(Row::met), Some(true));
         assert_eq!(judged(0.95).last().and_then(Row::met), Some(false));
-        let unmeasured = Bound::default().rows("floor", "ceiling", "events/s", 0.85);
-        assert_eq!(unmeasured.len(), 1);
-        assert_eq!(unmeasured[0].met(), Some(false));
+        let without = Bound::default().rows("floor", "ceiling", "events/s", 0.85);
+        assert_eq!(without.len(), 1);
+        assert_eq!(without[0].met(), Some(false));
     }
 }

@@ -106,7 +106,7 @@ pub struct Opts {
     #[arg(long, default_value_t = 0)]
     pub paced_rate: u64,
     /// e2e: units of each floor part (claims and records, tracker events, provider calls)
-    /// measured alone after each round.
+    /// timed alone after each round.
     #[arg(long, default_value_t = 20_000)]
     pub floor_units: u64,
 

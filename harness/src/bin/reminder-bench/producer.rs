@@ -1,4 +1,4 @@
-//! `producer` (issue 3): a fleet of 1,000,000 vehicles of which 100,000 are due; each round
+//! `producer`: a fleet of 1,000,000 vehicles of which 100,000 are due; each round
 //! runs the real scan (`Producer::scan`: streaming query, validation, event ids, pipelined
 //! confirmed publishing) and reports scan+publish throughput against the raw publish ceiling,
 //! and the process's peak resident memory during the scan.

@@ -32,7 +32,7 @@ impl Summary {
     }
 }
 
-/// A ceiling measured again just before each round of a scenario, and each round's figure as
+/// A ceiling taken again just before each round of a scenario, and each round's figure as
 /// a ratio to the ceiling of its own round.
 #[derive(Debug, Default)]
 pub struct Paired {

@@ -1,11 +1,11 @@
-//! `sender` (issue 4): one real sender (`reminder::sender::Sender`) against the mock Cloud API
+//! `sender`: one real sender (`reminder::sender::Sender`) against the mock Cloud API
 //! answering after 100 ms.
 //!
 //! 1. Throughput: each round queues N `maintenance.due`, starts the sender and times it until
 //!    N outcome events are in the tracker queue; the ceiling is the provider client alone
 //!    (the same HTTP client and request bodies, same concurrency, no database or broker).
 //! 2. Rate limit: with `whatsapp.max_per_second = 80` the sender runs a fixed time over a
-//!    backlog; the mock's arrival times give the measured rate and the most sends seen in any
+//!    backlog; the mock's arrival times give the rate it saw and the most sends seen in any
 //!    one-second window.
 
 use std::sync::Arc;

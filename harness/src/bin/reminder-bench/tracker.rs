@@ -1,8 +1,8 @@
-//! `tracker` (issue 5): 200,000 `message.sent` over 10,000 (customer, vehicle) pairs queued for
+//! `tracker`: 200,000 `message.sent` over 10,000 (customer, vehicle) pairs queued for
 //! the real tracker (`reminder::tracker::Tracker`), timed from its start until every event is
-//! counted; compared with the lower of the consume and PostgreSQL-upsert ceilings. The seed's
-//! way (per message: one transaction that selects the pair, then updates or inserts it, then
-//! one ack; prefetch 1, as a pika worker does) is measured in the same run on its own queue and
+//! counted; compared with the lower of the consume and PostgreSQL-upsert ceilings. The per-message
+//! baseline (per message: one transaction that selects the pair, then updates or inserts it, then
+//! one ack; prefetch 1, as a pika worker does) is timed in the same run on its own queue and
 //! table. Every round checks the counts are exact, and prints what an event cost in CPU time
 //! (the whole machine's, this process's, RabbitMQ's and PostgreSQL's) while the tracker drained
 //! the queue.
@@ -113,7 +113,7 @@ pub async fn run(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
     t.row(
         Row::new(
             format!(
-                "seed's way events/s ({} per round)",
+                "per-message baseline events/s ({} per round)",
                 crate::report::thousands(opts.baseline_events as f64)
             ),
             baseline,
@@ -127,7 +127,7 @@ pub async fn run(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
         0.0,
     ));
     t.note(format!(
-        "ceilings: PG upsert {} /s, consume {} /s; the tracker is {:.1}x the seed's way",
+        "ceilings: PG upsert {} /s, consume {} /s; the tracker is {:.1}x the per-message baseline",
         crate::report::thousands(pg.median),
         crate::report::thousands(consume.median),
         rates.median / baseline.median
@@ -148,7 +148,7 @@ async fn measure(env: &BenchEnv, o: &Opts, ceilings: &Ceilings) -> anyhow::Resul
     }
     let connected = env::connect(env, &settings, "tracker").await?;
     let (ctx, amqp, topology) = (&connected.ctx, &connected.amqp, &connected.topology);
-    let seed = Uuid::new_v4();
+    let namespace = Uuid::new_v4();
     let pool = ctx.pool.clone();
     let mut f = Figures {
         rates: vec![],
@@ -165,7 +165,7 @@ async fn measure(env: &BenchEnv, o: &Opts, ceilings: &Ceilings) -> anyhow::Resul
     let n = o.tracker_events;
     for round in 1..=o.rounds as u64 {
         let (ceiling, consume) = ceilings.tracker_now_costed().await?;
-        queue_sent_events(amqp, &topology.exchange, MESSAGE_SENT, seed, o, n).await?;
+        queue_sent_events(amqp, &topology.exchange, MESSAGE_SENT, namespace, o, n).await?;
         let before = tally::total_messages(&pool).await?;
         let tracker = Arc::new(Tracker::new(ctx.clone()));
         let stop = CancellationToken::new();
@@ -208,7 +208,7 @@ async fn measure(env: &BenchEnv, o: &Opts, ceilings: &Ceilings) -> anyhow::Resul
     db.url = env.extra_database("statement");
     let statement_pool = reminder::db::migrate(&db).await?;
     for &(ceiling, consume_us, rate) in &rounds {
-        let outcomes = floor::sent_outcomes(n, o.tracker_pairs, |p| events::pair(seed, p));
+        let outcomes = floor::sent_outcomes(n, o.tracker_pairs, |p| events::pair(namespace, p));
         // As the tracker runs it: `batches_in_flight` batches at once, each on its own connection.
         let alone = floor::tracker_statement(
             &statement_pool,
@@ -224,8 +224,8 @@ async fn measure(env: &BenchEnv, o: &Opts, ceilings: &Ceilings) -> anyhow::Resul
     }
     statement_pool.close().await;
 
-    // The seed's way, on its own queue and table.
-    let queue = env.extra_queue("seed-baseline");
+    // The per-message baseline, on its own queue and table.
+    let queue = env.extra_queue("baseline");
     let mut args = FieldTable::default();
     args.insert(
         "x-queue-type".into(),
@@ -234,21 +234,20 @@ async fn measure(env: &BenchEnv, o: &Opts, ceilings: &Ceilings) -> anyhow::Resul
     amqp.channel
         .queue_declare(queue.as_str().into(), QueueDeclareOptions::durable(), args)
         .await?;
-    sqlx::raw_sql(SEED_SCHEMA).execute(&pool).await?;
+    sqlx::raw_sql(BASELINE_SCHEMA).execute(&pool).await?;
     let b = o.baseline_events;
     for round in 1..=o.rounds as u64 {
-        queue_sent_events(amqp, "", &queue, seed, o, b).await?;
+        queue_sent_events(amqp, "", &queue, namespace, o, b).await?;
         let started = Instant::now();
-        seed_consumer(amqp, &queue, &pool, b).await?;
+        baseline_consumer(amqp, &queue, &pool, b).await?;
         f.baseline.push(b as f64 / started.elapsed().as_secs_f64());
-        let sum: i64 = sqlx::query_scalar(
-            "SELECT coalesce(sum(frequency), 0)::bigint FROM seed_whatsapp_report",
-        )
-        .fetch_one(&pool)
-        .await?;
+        let sum: i64 =
+            sqlx::query_scalar("SELECT coalesce(sum(frequency), 0)::bigint FROM baseline_report")
+                .fetch_one(&pool)
+                .await?;
         anyhow::ensure!(
             sum == (round * b) as i64,
-            "the seed's way counted {sum}, expected {}",
+            "the per-message baseline counted {sum}, expected {}",
             round * b
         );
     }
@@ -262,7 +261,7 @@ async fn queue_sent_events(
     amqp: &Amqp,
     exchange: &str,
     routing_key: &str,
-    seed: Uuid,
+    namespace: Uuid,
     o: &Opts,
     n: u64,
 ) -> anyhow::Result<()> {
@@ -272,7 +271,7 @@ async fn queue_sent_events(
         exchange,
         routing_key,
         (0..n).map(|i| {
-            let (c, v) = events::pair(seed, i % pairs);
+            let (c, v) = events::pair(namespace, i % pairs);
             let at = now - chrono::Duration::milliseconds((n - i) as i64);
             events::sent_event(&Uuid::new_v4().to_string(), c, v, i % pairs, at)
         }),
@@ -282,8 +281,8 @@ async fn queue_sent_events(
     Ok(())
 }
 
-const SEED_SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS seed_whatsapp_report (
+const BASELINE_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS baseline_report (
     id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     id_customer uuid NOT NULL,
     id_vehicle uuid NOT NULL,
@@ -294,9 +293,9 @@ CREATE TABLE IF NOT EXISTS seed_whatsapp_report (
     UNIQUE (id_customer, id_vehicle)
 )";
 
-/// The seed's consumer: prefetch 1; per message parse, select the pair, update or insert,
+/// The per-message baseline's consumer: prefetch 1; per message parse, select the pair, update or insert,
 /// commit, ack.
-async fn seed_consumer(amqp: &Amqp, queue: &str, pool: &PgPool, n: u64) -> anyhow::Result<()> {
+async fn baseline_consumer(amqp: &Amqp, queue: &str, pool: &PgPool, n: u64) -> anyhow::Result<()> {
     let (channel, mut consumer) = amqp.consume(queue, 1).await?;
     let mut conn = pool.acquire().await?;
     let mut done = 0;
@@ -310,7 +309,7 @@ async fn seed_consumer(amqp: &Amqp, queue: &str, pool: &PgPool, n: u64) -> anyho
         })?;
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         let existing: Option<Uuid> = sqlx::query_scalar(
-            "SELECT id FROM seed_whatsapp_report WHERE id_customer = $1 AND id_vehicle = $2",
+            "SELECT id FROM baseline_report WHERE id_customer = $1 AND id_vehicle = $2",
         )
         .bind(outcome.customer_id)
         .bind(outcome.vehicle_id)
@@ -319,7 +318,7 @@ async fn seed_consumer(amqp: &Amqp, queue: &str, pool: &PgPool, n: u64) -> anyho
         match existing {
             Some(id) => {
                 sqlx::query(
-                    "UPDATE seed_whatsapp_report SET frequency = frequency + 1,
+                    "UPDATE baseline_report SET frequency = frequency + 1,
                          last_message_date = $2, updated_at = now() WHERE id = $1",
                 )
                 .bind(id)
@@ -329,7 +328,7 @@ async fn seed_consumer(amqp: &Amqp, queue: &str, pool: &PgPool, n: u64) -> anyho
             }
             None => {
                 sqlx::query(
-                    "INSERT INTO seed_whatsapp_report (id_customer, id_vehicle, last_message_date, frequency)
+                    "INSERT INTO baseline_report (id_customer, id_vehicle, last_message_date, frequency)
                      VALUES ($1, $2, $3, 1)",
                 )
                 .bind(outcome.customer_id)
