@@ -60,6 +60,22 @@ async fn send(settings: &WhatsappSettings) -> Result<String, SendError> {
         .map(|r| r.provider_message_id)
 }
 
+/// Sends one message through the provider `settings` configure, `mock` answering `response`;
+/// it must fail.
+async fn refused(
+    mock: &MockServer,
+    settings: &WhatsappSettings,
+    response: ResponseTemplate,
+) -> SendError {
+    answer_always(mock, response).await;
+    send(settings).await.unwrap_err()
+}
+
+/// How a failure is classified, and its code.
+fn kind(e: &SendError) -> (ErrorClass, &str) {
+    (e.class, e.code.as_str())
+}
+
 async fn answer_always(mock: &MockServer, response: ResponseTemplate) {
     mock.reset().await;
     Mock::given(any()).respond_with(response).mount(mock).await;
@@ -145,8 +161,7 @@ async fn cloud_api_error_codes_are_transient_or_permanent_as_documented() {
     for code in [
         1, 2, 4, 80007, 130429, 131000, 131016, 131048, 131056, 131057, 133016,
     ] {
-        answer_always(&mock, cloud_api_error(400, code, "try later")).await;
-        let e = send(&settings).await.unwrap_err();
+        let e = refused(&mock, &settings, cloud_api_error(400, code, "try later")).await;
         assert_eq!(e.class, ErrorClass::Transient, "code {code}");
         assert_eq!(e.code, code.to_string());
     }
@@ -157,8 +172,7 @@ async fn cloud_api_error_codes_are_transient_or_permanent_as_documented() {
         (400, 131047),
         (400, 132001),
     ] {
-        answer_always(&mock, cloud_api_error(status, code, "refused")).await;
-        let e = send(&settings).await.unwrap_err();
+        let e = refused(&mock, &settings, cloud_api_error(status, code, "refused")).await;
         assert_eq!(e.class, ErrorClass::Permanent, "code {code}");
         assert_eq!(e.code, code.to_string());
         assert!(e.message.contains("refused"), "{}", e.message);
@@ -170,46 +184,33 @@ async fn cloud_api_429_and_5xx_are_transient_whatever_the_body_says() {
     let mock = MockServer::start().await;
     let settings = cloud_api_settings(&mock);
 
-    answer_always(&mock, cloud_api_error(500, 131026, "internal")).await;
-    let e = send(&settings).await.unwrap_err();
-    assert_eq!(
-        (e.class, e.code.as_str()),
-        (ErrorClass::Transient, "131026")
-    );
+    let e = refused(&mock, &settings, cloud_api_error(500, 131026, "internal")).await;
+    assert_eq!(kind(&e), (ErrorClass::Transient, "131026"));
 
-    answer_always(
+    let e = refused(
         &mock,
+        &settings,
         ResponseTemplate::new(503).set_body_string("<html>down</html>"),
     )
     .await;
-    let e = send(&settings).await.unwrap_err();
-    assert_eq!(
-        (e.class, e.code.as_str()),
-        (ErrorClass::Transient, "http_503")
-    );
+    assert_eq!(kind(&e), (ErrorClass::Transient, "http_503"));
 
-    answer_always(
+    let e = refused(
         &mock,
+        &settings,
         ResponseTemplate::new(429).insert_header("Retry-After", "7"),
     )
     .await;
-    let e = send(&settings).await.unwrap_err();
-    assert_eq!(
-        (e.class, e.code.as_str()),
-        (ErrorClass::Transient, "http_429")
-    );
+    assert_eq!(kind(&e), (ErrorClass::Transient, "http_429"));
     assert_eq!(e.retry_after, Some(Duration::from_secs(7)));
 
-    answer_always(
+    let e = refused(
         &mock,
+        &settings,
         ResponseTemplate::new(404).set_body_string("not found"),
     )
     .await;
-    let e = send(&settings).await.unwrap_err();
-    assert_eq!(
-        (e.class, e.code.as_str()),
-        (ErrorClass::Permanent, "http_404")
-    );
+    assert_eq!(kind(&e), (ErrorClass::Permanent, "http_404"));
 }
 
 #[tokio::test]
@@ -217,18 +218,14 @@ async fn a_provider_slower_than_the_request_timeout_is_a_transient_timeout() {
     let mock = MockServer::start().await;
     let mut settings = cloud_api_settings(&mock);
     settings.request_timeout_ms = 200;
-    answer_always(
+    let e = refused(
         &mock,
+        &settings,
         cloud_api_ok("wamid.late").set_delay(Duration::from_secs(2)),
     )
     .await;
 
-    let e = send(&settings).await.unwrap_err();
-
-    assert_eq!(
-        (e.class, e.code.as_str()),
-        (ErrorClass::Transient, "timeout")
-    );
+    assert_eq!(kind(&e), (ErrorClass::Transient, "timeout"));
 }
 
 #[tokio::test]
@@ -244,10 +241,7 @@ async fn an_unreachable_provider_is_a_transient_connect_error() {
 
     let e = send(&settings).await.unwrap_err();
 
-    assert_eq!(
-        (e.class, e.code.as_str()),
-        (ErrorClass::Transient, "connect")
-    );
+    assert_eq!(kind(&e), (ErrorClass::Transient, "connect"));
 }
 
 #[tokio::test]
@@ -286,13 +280,13 @@ async fn fonnte_succeeds_only_when_the_body_says_status_true() {
     let settings = fonnte_settings(&mock);
 
     // Fonnte refuses with HTTP 200 and a reason.
-    answer_always(
+    let e = refused(
         &mock,
+        &settings,
         ResponseTemplate::new(200)
             .set_body_json(json!({"reason": "token invalid", "status": false})),
     )
     .await;
-    let e = send(&settings).await.unwrap_err();
     assert_eq!(e.class, ErrorClass::Permanent);
     assert_eq!(e.code, "fonnte_rejected");
     assert!(e.message.contains("token invalid"), "{}", e.message);
@@ -308,12 +302,13 @@ async fn fonnte_succeeds_only_when_the_body_says_status_true() {
     );
 
     // Not Fonnte's JSON at all (a proxy's page): worth another try.
-    answer_always(&mock, ResponseTemplate::new(200).set_body_string("<html>")).await;
-    let e = send(&settings).await.unwrap_err();
-    assert_eq!(
-        (e.class, e.code.as_str()),
-        (ErrorClass::Transient, "bad_response")
-    );
+    let e = refused(
+        &mock,
+        &settings,
+        ResponseTemplate::new(200).set_body_string("<html>"),
+    )
+    .await;
+    assert_eq!(kind(&e), (ErrorClass::Transient, "bad_response"));
 }
 
 #[tokio::test]
@@ -321,39 +316,30 @@ async fn fonnte_429_and_5xx_are_transient_and_other_http_errors_permanent() {
     let mock = MockServer::start().await;
     let settings = fonnte_settings(&mock);
 
-    answer_always(
+    let e = refused(
         &mock,
+        &settings,
         ResponseTemplate::new(429).insert_header("Retry-After", "3"),
     )
     .await;
-    let e = send(&settings).await.unwrap_err();
-    assert_eq!(
-        (e.class, e.code.as_str()),
-        (ErrorClass::Transient, "http_429")
-    );
+    assert_eq!(kind(&e), (ErrorClass::Transient, "http_429"));
     assert_eq!(e.retry_after, Some(Duration::from_secs(3)));
 
-    answer_always(
+    let e = refused(
         &mock,
+        &settings,
         ResponseTemplate::new(502).set_body_string("bad gateway"),
     )
     .await;
-    let e = send(&settings).await.unwrap_err();
-    assert_eq!(
-        (e.class, e.code.as_str()),
-        (ErrorClass::Transient, "http_502")
-    );
+    assert_eq!(kind(&e), (ErrorClass::Transient, "http_502"));
 
-    answer_always(
+    let e = refused(
         &mock,
+        &settings,
         ResponseTemplate::new(401).set_body_string("<html>no</html>"),
     )
     .await;
-    let e = send(&settings).await.unwrap_err();
-    assert_eq!(
-        (e.class, e.code.as_str()),
-        (ErrorClass::Permanent, "http_401")
-    );
+    assert_eq!(kind(&e), (ErrorClass::Permanent, "http_401"));
 }
 
 #[tokio::test]
