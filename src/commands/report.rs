@@ -101,8 +101,7 @@ pub async fn run(settings: Settings, command: ReportCommand) -> anyhow::Result<(
         }
         ReportCommand::Monthly { month, output } => {
             let tz = settings.producer.tz()?;
-            let first =
-                month.unwrap_or_else(|| monthly::previous_month(tz, chrono::Utc::now()));
+            let first = month.unwrap_or_else(|| monthly::previous_month(tz, chrono::Utc::now()));
             let bytes = monthly::pdf(&pool, tz, settings.producer.days_ahead, first).await?;
             std::fs::write(&output, &bytes)
                 .with_context(|| format!("cannot write {}", output.display()))?;

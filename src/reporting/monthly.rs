@@ -22,7 +22,10 @@ pub fn parse_month(raw: &str) -> Result<NaiveDate, BadMonth> {
     let raw = raw.trim();
     let well_formed = raw.len() == 7
         && raw.as_bytes()[4] == b'-'
-        && raw.bytes().enumerate().all(|(i, b)| i == 4 || b.is_ascii_digit());
+        && raw
+            .bytes()
+            .enumerate()
+            .all(|(i, b)| i == 4 || b.is_ascii_digit());
     well_formed
         .then(|| NaiveDate::parse_from_str(&format!("{raw}-01"), "%Y-%m-%d").ok())
         .flatten()
@@ -198,7 +201,15 @@ mod tests {
             parse_month("2026-11").unwrap(),
             NaiveDate::from_ymd_opt(2026, 11, 1).unwrap()
         );
-        for bad in ["2026-13", "2026-1", "26-11", "2026/11", "2026-11-01", "", "abcd-ef"] {
+        for bad in [
+            "2026-13",
+            "2026-1",
+            "26-11",
+            "2026/11",
+            "2026-11-01",
+            "",
+            "abcd-ef",
+        ] {
             assert!(parse_month(bad).is_err(), "{bad}");
         }
     }

@@ -86,12 +86,12 @@ pub async fn count(pool: &PgPool, window: &Window) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "WITH {MISSED} SELECT count(*) FROM missed"
     )))
-        .bind(window.from)
-        .bind(window.to)
-        .bind(window.days_ahead)
-        .bind(&window.tz)
-        .fetch_one(pool)
-        .await
+    .bind(window.from)
+    .bind(window.to)
+    .bind(window.days_ahead)
+    .bind(&window.tz)
+    .fetch_one(pool)
+    .await
 }
 
 /// One page of the never-reminded vehicles, by due date then vehicle id, and how many there are.

@@ -67,7 +67,11 @@ pub struct PruneReport {
 
 impl std::fmt::Display for PruneReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let verb = if self.dry_run { "would delete" } else { "deleted" };
+        let verb = if self.dry_run {
+            "would delete"
+        } else {
+            "deleted"
+        };
         writeln!(f, "rows older than {} {verb}:", self.cutoff.to_rfc3339())?;
         for (table, n) in &self.tables {
             writeln!(f, "  {table}: {n}")?;
