@@ -41,7 +41,8 @@ pub async fn never_reminded(
     let page = params.page()?;
     let today = Utc::now().with_timezone(&state.tz).date_naive();
     let to = to.unwrap_or(today);
-    let from = from.unwrap_or_else(|| to.checked_sub_days(Days::new(30)).unwrap_or(to));
+    // The last 30 days through `to`, as `/daily` counts them.
+    let from = from.unwrap_or_else(|| to.checked_sub_days(Days::new(29)).unwrap_or(to));
     if from > to {
         return Err(ApiError::bad_request(
             "invalid_period",
