@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::*;
 use crate::monthly_pdf::{assert_rasterises, numbers_in, page_count, scratch_dir, text_of};
+use reminder_harness::prelude::*;
 
 fn midnight(tz: Tz, day: NaiveDate) -> DateTime<Utc> {
     tz.from_local_datetime(&day.and_hms_opt(0, 0, 0).unwrap())
