@@ -20,7 +20,8 @@
 //!   (what the roles of one process share);
 //! - roles: `producer` (the scan publishing `maintenance.due`), `sender` (sends reminders and
 //!   publishes their outcome), `tracker` (counts outcomes into the report), `api` (the
-//!   read-only HTTP API and dashboard);
+//!   read-only HTTP API and dashboard), `reporting` (the monthly management report, the
+//!   never-reminded list, and the retention of the message history);
 //! - process: `startup` (builds and runs any mix of roles), `commands` (the command line), and
 //!   `allocator` (the allocator every binary ships).
 
@@ -35,6 +36,7 @@ pub mod telemetry;
 
 pub mod api;
 pub mod producer;
+pub mod reporting;
 pub mod sender;
 pub mod tracker;
 

@@ -82,6 +82,8 @@ fn routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(messages::messages))
         .routes(routes!(daily::daily))
         .routes(routes!(over_reminded::over_reminded))
+        .routes(routes!(never_reminded::never_reminded))
+        .routes(routes!(monthly::monthly_pdf))
         .routes(routes!(export::export_csv))
         .routes(routes!(customer::customer_reports))
         .routes(routes!(customer::pair_report))
@@ -93,6 +95,7 @@ fn routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(dashboard::index))
         .routes(routes!(dashboard::script))
         .routes(routes!(dashboard::style))
+        .routes(routes!(dashboard::reporting_script))
         .split_for_parts()
 }
 
@@ -195,9 +198,15 @@ async fn observe(
         let _permit = concurrency.acquire().await.expect("never closed");
         next.run(request).await
     };
-    let mut response = match tokio::time::timeout(timeout, work).await {
-        Ok(r) => r,
-        Err(_) => ApiError::Timeout.into_response(),
+    // The monthly report gathers a whole month; it alone may take longer than a page.
+    let bounded = route != monthly::PATH;
+    let mut response = if bounded {
+        match tokio::time::timeout(timeout, work).await {
+            Ok(r) => r,
+            Err(_) => ApiError::Timeout.into_response(),
+        }
+    } else {
+        work.await
     };
     let m = &state.ctx.metrics;
     m.http_requests
@@ -324,6 +333,8 @@ mod tests {
             "/whatsapp-report/messages",
             "/whatsapp-report/daily",
             "/whatsapp-report/over-reminded",
+            "/whatsapp-report/never-reminded",
+            "/whatsapp-report/monthly.pdf",
             "/whatsapp-report/export.csv",
             "/",
             "/healthz",

@@ -64,6 +64,11 @@ impl Params {
         self.0.get(name).map(|s| s.trim())
     }
 
+    /// A free-form parameter, trimmed.
+    pub fn text(&self, name: &str) -> Option<&str> {
+        self.get(name)
+    }
+
     pub fn page(&self) -> Result<Page, ApiError> {
         self.page_or(DEFAULT_LIMIT)
     }

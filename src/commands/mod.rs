@@ -5,6 +5,7 @@
 
 pub mod dead;
 pub mod demo;
+pub mod history;
 pub mod migrate;
 pub mod produce;
 pub mod report;
@@ -18,6 +19,7 @@ use crate::configuration::Settings;
 
 pub use dead::DeadCommand;
 pub use demo::DemoArgs;
+pub use history::HistoryCommand;
 pub use produce::ProduceArgs;
 pub use report::ReportCommand;
 pub use run::RunArgs;
@@ -55,6 +57,9 @@ pub enum Command {
     /// Insert a sample fleet, run the whole pipeline with the log provider, print the
     /// statistics, and keep the API serving until interrupted.
     Demo(DemoArgs),
+    /// Apply the message history's retention now.
+    #[command(subcommand)]
+    History(HistoryCommand),
 }
 
 /// Loads the settings (`--config` over the layered defaults), starts logging, and runs the
@@ -69,5 +74,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Report(cmd) => report::run(settings, cmd).await,
         Command::Dead(cmd) => dead::run(settings, cmd).await,
         Command::Demo(args) => demo::run(settings, args).await,
+        Command::History(cmd) => history::run(settings, cmd).await,
     }
 }

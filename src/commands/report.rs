@@ -1,5 +1,5 @@
-//! `reminder report delete | reset-frequency | export`: the writes to the report, kept off the
-//! read-only HTTP API, and the CSV export. Each prints what it did.
+//! `reminder report delete | reset-frequency | export | monthly`: the writes to the report, kept
+//! off the read-only HTTP API, the CSV export and the monthly PDF report. Each prints what it did.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::configuration::Settings;
 use crate::db::reports::{self, ReportFilter, export};
+use crate::reporting::monthly;
 
 #[derive(Debug, Subcommand)]
 pub enum ReportCommand {
@@ -34,6 +35,15 @@ pub enum ReportCommand {
         /// Write to this file instead of stdout.
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
+    },
+    /// Write the monthly management report as PDF.
+    Monthly {
+        /// The month, YYYY-MM (default: the previous month in producer.timezone).
+        #[arg(long, value_name = "YYYY-MM", value_parser = crate::reporting::monthly::parse_month)]
+        month: Option<chrono::NaiveDate>,
+        /// The PDF file to write.
+        #[arg(long, value_name = "FILE")]
+        output: PathBuf,
     },
 }
 
@@ -88,6 +98,19 @@ pub async fn run(settings: Settings, command: ReportCommand) -> anyhow::Result<(
             if let Some(path) = output {
                 println!("exported {n} report(s) to {}", path.display());
             }
+        }
+        ReportCommand::Monthly { month, output } => {
+            let tz = settings.producer.tz()?;
+            let first = month.unwrap_or_else(|| monthly::previous_month(tz, chrono::Utc::now()));
+            let bytes = monthly::pdf(&pool, tz, settings.producer.days_ahead, first).await?;
+            std::fs::write(&output, &bytes)
+                .with_context(|| format!("cannot write {}", output.display()))?;
+            println!(
+                "wrote the report of {} to {} ({} bytes)",
+                first.format("%Y-%m"),
+                output.display(),
+                bytes.len()
+            );
         }
     }
     pool.close().await;

@@ -25,7 +25,9 @@ use serde::Deserialize;
 pub use roles::{ProducerSettings, SenderSettings, TrackerSettings};
 pub use secret::Secret;
 pub use services::{AmqpSettings, DatabaseSettings, QueueType};
-pub use serving::{AlertSettings, HttpSettings, LogFormat, RuntimeSettings, TelemetrySettings};
+pub use serving::{
+    AlertSettings, HttpSettings, LogFormat, RetentionSettings, RuntimeSettings, TelemetrySettings,
+};
 pub use whatsapp::{CloudApiSettings, FonnteSettings, ProviderKind, WhatsappSettings};
 
 const DEFAULTS: &str = include_str!("../../config/default.toml");
@@ -86,6 +88,7 @@ pub struct Settings {
     pub whatsapp: WhatsappSettings,
     pub http: HttpSettings,
     pub alerts: AlertSettings,
+    pub retention: RetentionSettings,
     pub telemetry: TelemetrySettings,
     pub runtime: RuntimeSettings,
 }

@@ -26,6 +26,14 @@ pub struct AlertSettings {
     pub max_frequency: u32,
 }
 
+/// How long the message history is kept.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RetentionSettings {
+    /// Days of message history, statuses, replies and finished dispatch records kept; 0 keeps
+    /// everything.
+    pub history_days: u32,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct TelemetrySettings {
     pub format: LogFormat,

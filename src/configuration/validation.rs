@@ -64,6 +64,13 @@ impl Settings {
                 "must be between 1 and 64",
             ));
         }
+        let keep = self.retention.history_days;
+        if keep != 0 && (keep < self.alerts.window_days.max(1) || keep > 36_600) {
+            return Err(invalid(
+                "retention.history_days",
+                "must be 0 (keep everything) or between alerts.window_days and 36600",
+            ));
+        }
         CountryCode::parse(&self.whatsapp.default_country_code)
             .map_err(|e| invalid("whatsapp.default_country_code", e.to_string()))?;
         if self.whatsapp.max_attempts == 0 {

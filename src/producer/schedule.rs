@@ -20,6 +20,11 @@ impl Producer {
         let cron = settings.cron()?;
         let tz = settings.tz()?;
         tracing::info!(schedule = %settings.schedule, timezone = %tz, "producer started");
+        // The history's daily prune rides with the producer: one role, one lock, one replica.
+        tokio::spawn(crate::reporting::retention::run_daily(
+            self.context().clone(),
+            shutdown.clone(),
+        ));
         if settings.catch_up_on_start {
             self.catch_up(Utc::now(), &shutdown).await;
         }

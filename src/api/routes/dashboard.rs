@@ -10,6 +10,7 @@ use axum::response::IntoResponse;
 
 const INDEX: &str = include_str!("../assets/index.html");
 const SCRIPT: &str = include_str!("../assets/dashboard.js");
+const REPORTING_SCRIPT: &str = include_str!("../assets/reporting.js");
 const STYLE: &str = include_str!("../assets/dashboard.css");
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
@@ -47,4 +48,10 @@ pub async fn script() -> impl IntoResponse {
     responses((status = 200, description = "CSS", content_type = "text/css", body = String)))]
 pub async fn style() -> impl IntoResponse {
     asset("text/css; charset=utf-8", STYLE)
+}
+
+#[utoipa::path(get, path = "/assets/reporting.js", tag = "operations", summary = "The dashboard's reporting panel script",
+    responses((status = 200, description = "JavaScript", content_type = "text/javascript", body = String)))]
+pub async fn reporting_script() -> impl IntoResponse {
+    asset("text/javascript; charset=utf-8", REPORTING_SCRIPT)
 }

@@ -9,6 +9,8 @@ pub mod health;
 pub mod list;
 pub mod messages;
 pub mod metrics;
+pub mod monthly;
+pub mod never_reminded;
 pub mod openapi;
 pub mod over_reminded;
 pub mod report;
