@@ -61,6 +61,7 @@ pub async fn connect(
     let pool = if settings.database.migrate_on_start {
         crate::db::migrate(&settings.database).await?
     } else {
+        crate::db::check_connect(&settings.database).await?;
         crate::db::pool(&settings.database)?
     };
     let broker = Broker::start(&settings.amqp, name, broker_shutdown);

@@ -3,6 +3,7 @@
 mod api;
 mod broker;
 mod cli;
+mod database_outage;
 mod dashboard;
 mod export;
 mod helpers;
