@@ -3,9 +3,10 @@
 mod api;
 mod broker;
 mod cli;
-mod database_outage;
 mod dashboard;
+mod database_outage;
 mod export;
+mod hardening_api;
 mod helpers;
 mod metrics;
 mod pipeline;
