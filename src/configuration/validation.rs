@@ -20,7 +20,10 @@ impl Settings {
         sqlx::postgres::PgConnectOptions::from_str(&self.database.url)
             .map_err(|e| invalid("database.url", format!("not a PostgreSQL URL: {e}")))?;
         if self.database.statement_timeout_ms == 0 {
-            return Err(invalid("database.statement_timeout_ms", "must be at least 1"));
+            return Err(invalid(
+                "database.statement_timeout_ms",
+                "must be at least 1",
+            ));
         }
         if self.database.max_connections == 0 {
             return Err(invalid("database.max_connections", "must be at least 1"));

@@ -52,9 +52,10 @@ pub struct ConnectRefused(#[source] sqlx::Error);
 /// Tries one connection at start-up. A TLS or configuration failure is permanent and stops
 /// start-up with its reason; an unreachable database is not (roles start and wait for it).
 pub async fn check_connect(settings: &DatabaseSettings) -> Result<(), ConnectRefused> {
-    match sqlx::PgConnection::connect_with(&connect_options(&settings.url).map_err(|e| {
-        ConnectRefused(sqlx::Error::Configuration(e.into()))
-    })?)
+    match sqlx::PgConnection::connect_with(
+        &connect_options(&settings.url)
+            .map_err(|e| ConnectRefused(sqlx::Error::Configuration(e.into())))?,
+    )
     .await
     {
         Ok(conn) => {

@@ -19,7 +19,9 @@ fn database_name(env: &TestEnv) -> String {
 }
 
 async fn admin() -> PgConnection {
-    PgConnection::connect(PG_ADMIN_URL).await.expect("admin connection")
+    PgConnection::connect(PG_ADMIN_URL)
+        .await
+        .expect("admin connection")
 }
 
 /// Sets `default_transaction_read_only` on this test's database only, then ends its sessions
@@ -82,8 +84,13 @@ async fn a_database_refusing_writes_is_waited_out_without_dead_letters_or_spent_
             .await;
     }
     let (customer, vehicle) = (Uuid::new_v4(), Uuid::new_v4());
-    amqp.publish_event(&message_sent("r-upstream", customer, vehicle, "2026-11-24T01:00:00Z"))
-        .await;
+    amqp.publish_event(&message_sent(
+        "r-upstream",
+        customer,
+        vehicle,
+        "2026-11-24T01:00:00Z",
+    ))
+    .await;
 
     wait_until(WAIT, || async {
         unavailable(&app, "sender") >= 1 && unavailable(&app, "tracker") >= 1
@@ -92,8 +99,16 @@ async fn a_database_refusing_writes_is_waited_out_without_dead_letters_or_spent_
     // Long enough for a requeue loop to burn a delivery limit of 3 many times over.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let dead = env.topology().dead_queue;
-    assert_eq!(amqp.depth(&dead).await, 0, "nothing dead-lettered while read-only");
-    assert_eq!(mock.received_requests().await.unwrap().len(), 0, "no send without a claim");
+    assert_eq!(
+        amqp.depth(&dead).await,
+        0,
+        "nothing dead-lettered while read-only"
+    );
+    assert_eq!(
+        mock.received_requests().await.unwrap().len(),
+        0,
+        "no send without a claim"
+    );
 
     set_read_only(&env, false).await;
     wait_until(WAIT, || async { logged(&app).await == 6 }).await;
@@ -123,8 +138,13 @@ async fn a_statement_past_the_statement_timeout_is_held_and_completes_later() {
         .await
         .unwrap();
     let (customer, vehicle) = (Uuid::new_v4(), Uuid::new_v4());
-    amqp.publish_event(&message_sent("r-1", customer, vehicle, "2026-11-24T01:00:00Z"))
-        .await;
+    amqp.publish_event(&message_sent(
+        "r-1",
+        customer,
+        vehicle,
+        "2026-11-24T01:00:00Z",
+    ))
+    .await;
     wait_until(WAIT, || async { unavailable(&app, "tracker") >= 1 }).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let dead = env.topology().dead_queue;
