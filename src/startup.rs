@@ -87,6 +87,7 @@ impl Application {
     pub async fn build(settings: Settings, roles: &[Role]) -> anyhow::Result<Application> {
         let roles = Role::expand(roles);
         let listener = if roles.contains(&Role::Api) {
+            settings.http.check_public_token()?;
             let addr = settings.http.socket_addr()?;
             Some(
                 TcpListener::bind(addr)

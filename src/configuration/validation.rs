@@ -144,6 +144,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_public_api_without_a_token_is_refused_naming_http_api_token() {
+        let mut s = Settings::defaults();
+        s.http.bind = "0.0.0.0:8000".into();
+        let err = s.http.check_public_token().unwrap_err().to_string();
+        assert!(err.contains("http.api_token"), "{err}");
+        s.http.allow_public_without_token = true;
+        s.http.check_public_token().unwrap();
+        s.http.allow_public_without_token = false;
+        s.http.api_token = crate::configuration::Secret::new("long-random");
+        s.http.check_public_token().unwrap();
+        s.http.api_token = crate::configuration::Secret::new("");
+        s.http.bind = "[::1]:8000".into();
+        s.http.check_public_token().unwrap();
+    }
+
+    #[test]
     fn the_compiled_in_defaults_are_valid() {
         Settings::defaults().validate().unwrap();
     }

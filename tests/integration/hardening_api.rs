@@ -105,3 +105,17 @@ async fn shared_queries_every_client_abandoned_do_not_exhaust_the_api_pool() {
     app.stop().await;
     pool.close().await;
 }
+
+#[tokio::test]
+async fn an_api_on_a_public_address_without_a_token_refuses_to_start() {
+    let mut env = TestEnv::new();
+    env.settings.http.bind = "0.0.0.0:0".into();
+    let err = reminder::startup::Application::build(env.settings.clone(), &[Role::Api])
+        .await
+        .err()
+        .expect("refused");
+    assert!(format!("{err:#}").contains("http.api_token"), "{err:#}");
+    // Other roles do not listen there and start as before.
+    let app = env.spawn(&[Role::Tracker]).await;
+    app.stop().await;
+}
