@@ -10,7 +10,7 @@ use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 use wiremock::MockServer;
 
-use crate::helpers::*;
+use reminder_harness::prelude::*;
 
 const WAIT: Duration = Duration::from_secs(30);
 

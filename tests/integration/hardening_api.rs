@@ -7,7 +7,7 @@ use std::time::Duration;
 use reminder::startup::Role;
 use tokio::time::Instant;
 
-use crate::helpers::*;
+use reminder_harness::prelude::*;
 
 const ROWS: i64 = 20_000;
 

@@ -7,7 +7,6 @@ mod dashboard;
 mod database_outage;
 mod export;
 mod hardening_api;
-mod helpers;
 mod metrics;
 mod pipeline;
 mod producer;
