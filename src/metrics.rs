@@ -78,6 +78,10 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0005, 2.0, 17))
 }
 
+/// The content type of what [`Metrics::render`] writes: prometheus-client encodes OpenMetrics
+/// text only, so that is what a scrape is told.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
 pub struct Metrics {
     registry: Registry,
     pub events_published: Family<TypeLabels, Counter>,
@@ -250,7 +254,8 @@ impl Metrics {
         })
     }
 
-    /// The Prometheus text exposition of every series.
+    /// The OpenMetrics text exposition of every series (ends with `# EOF`; counters carry the
+    /// `_total` suffix), served as [`CONTENT_TYPE`].
     pub fn render(&self) -> String {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)

@@ -61,6 +61,7 @@ pub async fn connect(
     let pool = if settings.database.migrate_on_start {
         crate::db::migrate(&settings.database).await?
     } else {
+        crate::db::check_connect(&settings.database).await?;
         crate::db::pool(&settings.database)?
     };
     let broker = Broker::start(&settings.amqp, name, broker_shutdown);
@@ -86,6 +87,7 @@ impl Application {
     pub async fn build(settings: Settings, roles: &[Role]) -> anyhow::Result<Application> {
         let roles = Role::expand(roles);
         let listener = if roles.contains(&Role::Api) {
+            settings.http.check_public_token()?;
             let addr = settings.http.socket_addr()?;
             Some(
                 TcpListener::bind(addr)

@@ -5,6 +5,11 @@
 //!
 //! Dashboards poll `/statistics`; under load this turns N identical queries per moment into
 //! one, so the route's latency no longer grows with the number of concurrent pollers.
+//!
+//! The table only holds a weak reference to a query in flight: when every request waiting
+//! for it has gone (clients closed, requests timed out), the query's future is dropped, which
+//! gives its pooled connection back, instead of staying in the table, holding the
+//! connection, with nothing left to poll it.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -12,9 +17,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures::FutureExt;
-use futures::future::{BoxFuture, Shared};
+use futures::future::{BoxFuture, WeakShared};
 
-type InFlight<V> = Shared<BoxFuture<'static, V>>;
+type InFlight<V> = WeakShared<BoxFuture<'static, V>>;
 
 pub struct SingleFlight<K, V: Clone> {
     in_flight: Mutex<HashMap<K, (u64, InFlight<V>)>>,
@@ -45,30 +50,49 @@ where
     {
         let shared = {
             let mut in_flight = self.in_flight.lock().expect("not poisoned");
-            match in_flight.get(&key) {
-                Some((_, shared)) => shared.clone(),
+            match in_flight.get(&key).and_then(|(_, weak)| weak.upgrade()) {
+                Some(shared) => shared,
                 None => {
                     let generation = self.generation.fetch_add(1, Ordering::Relaxed);
-                    let this = Arc::clone(self);
-                    let k = key.clone();
+                    let leave = Leave {
+                        flight: Arc::clone(self),
+                        key: key.clone(),
+                        generation,
+                    };
                     let work = work();
                     let shared = async move {
-                        let value = work.await;
-                        // Finished: later requests must start a fresh query.
-                        let mut in_flight = this.in_flight.lock().expect("not poisoned");
-                        if in_flight.get(&k).is_some_and(|(g, _)| *g == generation) {
-                            in_flight.remove(&k);
-                        }
-                        value
+                        let _leave = leave;
+                        work.await
                     }
                     .boxed()
                     .shared();
-                    in_flight.insert(key, (generation, shared.clone()));
+                    let weak = shared.downgrade().expect("not yet polled");
+                    in_flight.insert(key, (generation, weak));
                     shared
                 }
             }
         };
         shared.await
+    }
+}
+
+/// Takes a query out of the table when it finishes or is dropped (its last waiter gone), so
+/// later requests start a fresh one. A newer query under the same key is left alone.
+struct Leave<K: Eq + Hash, V: Clone> {
+    flight: Arc<SingleFlight<K, V>>,
+    key: K,
+    generation: u64,
+}
+
+impl<K: Eq + Hash, V: Clone> Drop for Leave<K, V> {
+    fn drop(&mut self) {
+        let mut in_flight = self.flight.in_flight.lock().expect("not poisoned");
+        if in_flight
+            .get(&self.key)
+            .is_some_and(|(g, _)| *g == self.generation)
+        {
+            in_flight.remove(&self.key);
+        }
     }
 }
 
@@ -112,5 +136,32 @@ mod tests {
             2
         );
         assert_eq!(flight.run(2, start(runs.clone(), released)).await, 3);
+    }
+
+    /// The query's own future is dropped (releasing whatever it holds) once no request waits.
+    #[tokio::test]
+    async fn a_query_every_waiter_abandoned_is_dropped_and_the_next_request_starts_afresh() {
+        let flight = Arc::new(SingleFlight::<u8, usize>::default());
+        let (held, holding) = tokio::sync::oneshot::channel::<()>();
+        let waiter = {
+            let flight = flight.clone();
+            tokio::spawn(async move {
+                flight
+                    .run(1, move || async move {
+                        let _held = held;
+                        futures::future::pending::<usize>().await
+                    })
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        waiter.abort();
+        // The channel's sender lived in the query's future: dropping that closes it.
+        tokio::time::timeout(Duration::from_secs(5), holding)
+            .await
+            .expect("the abandoned query was dropped")
+            .expect_err("dropped, not completed");
+        assert!(flight.in_flight.lock().unwrap().is_empty());
+        assert_eq!(flight.run(1, || async { 7 }).await, 7);
     }
 }

@@ -66,13 +66,13 @@ impl From<sqlx::Error> for ApiError {
 impl ApiError {
     /// The answer to a database error that several requests share.
     pub fn from_db(e: &sqlx::Error) -> Self {
-        if crate::db::is_transient(e) {
-            ApiError::Unavailable
-        } else if let sqlx::Error::Database(d) = e
+        if let sqlx::Error::Database(d) = e
             && d.code().as_deref() == Some("57014")
         {
             // statement_timeout: the query outlived the request's time limit.
             ApiError::Timeout
+        } else if crate::db::is_transient(e) {
+            ApiError::Unavailable
         } else {
             ApiError::Internal(anyhow::anyhow!("{e}"))
         }

@@ -182,6 +182,13 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     diff == 0
 }
 
+/// Whole-file downloads: a large file to a slow client takes longer than a request may, and
+/// cutting it would hand over a truncated file. Their queries lift the statement time-out too.
+const UNBOUNDED_ROUTES: &[&str] = &[
+    "/whatsapp-report/export.csv",
+    "/whatsapp-report/monthly.pdf",
+];
+
 /// Bounds concurrency and time, and records the request's metrics by route template.
 async fn observe(
     State((state, timeout, concurrency)): State<(ApiState, Duration, Arc<tokio::sync::Semaphore>)>,
@@ -194,19 +201,18 @@ async fn observe(
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".to_string());
+    let unbounded = UNBOUNDED_ROUTES.contains(&request.uri().path());
     let work = async {
         let _permit = concurrency.acquire().await.expect("never closed");
         next.run(request).await
     };
-    // The monthly report gathers a whole month; it alone may take longer than a page.
-    let bounded = route != monthly::PATH;
-    let mut response = if bounded {
+    let mut response = if unbounded {
+        work.await
+    } else {
         match tokio::time::timeout(timeout, work).await {
             Ok(r) => r,
             Err(_) => ApiError::Timeout.into_response(),
         }
-    } else {
-        work.await
     };
     let m = &state.ctx.metrics;
     m.http_requests

@@ -39,6 +39,8 @@ pub enum ConfigError {
     Load(String),
     #[error("configuration key `{key}`: {message}")]
     Invalid { key: &'static str, message: String },
+    #[error("configuration key `{0}`: unknown key (misspelt, or not a setting of this version)")]
+    Unknown(String),
 }
 
 impl From<config::ConfigError> for ConfigError {
@@ -107,15 +109,15 @@ impl Settings {
         if let Some(file) = config_file {
             builder = builder.add_source(config::File::from(file).required(true));
         }
-        let settings: Settings = builder
+        let layered = builder
             .add_source(
                 config::Environment::with_prefix("REMINDER")
                     .prefix_separator("__")
                     .separator("__")
                     .try_parsing(false),
             )
-            .build()?
-            .try_deserialize()?;
+            .build()?;
+        let settings = deserialize_known(layered)?;
         settings.validate()?;
         Ok(settings)
     }
@@ -127,6 +129,20 @@ impl Settings {
             .build()
             .and_then(|c| c.try_deserialize())
             .expect("the compiled-in config/default.toml is valid")
+    }
+}
+
+/// Deserializes the layered settings, refusing any key no settings struct reads: a typo
+/// (`whatsapp.max_per_seconds`) would otherwise leave the default in force without a word.
+/// The known keys are whatever the structs declare, so a new setting needs no list; a map
+/// section (keyed by locale, say) accepts any key by its nature.
+fn deserialize_known(layered: config::Config) -> Result<Settings, ConfigError> {
+    let mut unknown = Vec::new();
+    let settings: Settings =
+        serde_ignored::deserialize(layered, |path| unknown.push(path.to_string()))?;
+    match unknown.into_iter().next() {
+        Some(key) => Err(ConfigError::Unknown(key)),
+        None => Ok(settings),
     }
 }
 
@@ -145,6 +161,53 @@ mod tests {
             .try_deserialize::<Settings>()
             .unwrap_err();
         assert!(err.to_string().contains("whatsapp.provider"), "{err}");
+    }
+
+    fn layered(extra_toml: &str) -> Result<Settings, ConfigError> {
+        let c = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml))
+            .add_source(config::File::from_str(extra_toml, config::FileFormat::Toml))
+            .build()?;
+        deserialize_known(c)
+    }
+
+    #[test]
+    fn an_unknown_key_in_a_file_names_the_key() {
+        let err = layered("[whatsapp]\nmax_per_seconds = 20\n").unwrap_err();
+        assert!(
+            err.to_string().contains("`whatsapp.max_per_seconds`"),
+            "{err}"
+        );
+        let err = layered("[htp]\nbind = \"0.0.0.0:1\"\n").unwrap_err();
+        assert!(err.to_string().contains("`htp"), "{err}");
+        assert!(layered("[whatsapp]\nmax_per_second = 20\n").is_ok());
+    }
+
+    #[test]
+    fn an_unknown_key_in_the_environment_names_the_key() {
+        let c = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml))
+            .add_source(
+                config::Environment::with_prefix("REMINDER")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(false)
+                    .source(Some(
+                        [(
+                            "REMINDER__WHATSAPP__MAX_PER_SECONDS".to_string(),
+                            "20".to_string(),
+                        )]
+                        .into_iter()
+                        .collect(),
+                    )),
+            )
+            .build()
+            .unwrap();
+        let err = deserialize_known(c).unwrap_err();
+        assert!(
+            err.to_string().contains("`whatsapp.max_per_seconds`"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub struct DatabaseSettings {
     pub url: String,
     pub max_connections: u32,
     pub acquire_timeout_ms: u64,
+    pub statement_timeout_ms: u64,
     pub migrate_on_start: bool,
 }
 

@@ -14,6 +14,8 @@ pub struct HttpSettings {
     /// Where a process without the api role serves /metrics, /healthz and /readyz ("": not).
     pub metrics_bind: String,
     pub api_token: Secret,
+    /// Lets an API bound to a non-loopback address run without `api_token`.
+    pub allow_public_without_token: bool,
     pub request_timeout_ms: u64,
     pub max_concurrent_requests: usize,
     /// Size of the API's own read-only pool (the roles' pool is `database.max_connections`).
@@ -58,6 +60,10 @@ impl std::fmt::Debug for HttpSettings {
             .field("bind", &self.bind)
             .field("metrics_bind", &self.metrics_bind)
             .field("api_token", &self.api_token)
+            .field(
+                "allow_public_without_token",
+                &self.allow_public_without_token,
+            )
             .field("request_timeout_ms", &self.request_timeout_ms)
             .field("max_concurrent_requests", &self.max_concurrent_requests)
             .field("db_connections", &self.db_connections)
@@ -71,6 +77,25 @@ impl HttpSettings {
             .parse()
             .map_err(|_| invalid("http.bind", format!("not an address:port: {:?}", self.bind)))
     }
+    /// Refuses an API reachable from other hosts with no token: every customer's name and phone
+    /// would be one request away. A deliberate choice can override it.
+    pub fn check_public_token(&self) -> Result<(), ConfigError> {
+        let addr = self.socket_addr()?;
+        if !addr.ip().is_loopback()
+            && self.api_token.expose().is_empty()
+            && !self.allow_public_without_token
+        {
+            return Err(invalid(
+                "http.api_token",
+                format!(
+                    "must be set when the API listens on a non-loopback address ({addr}); \
+                     set http.allow_public_without_token = true to run it open on purpose"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// `http.metrics_bind`, or `None` when empty.
     pub fn metrics_socket_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
         let bind = self.metrics_bind.trim();

@@ -19,6 +19,12 @@ impl Settings {
         }
         sqlx::postgres::PgConnectOptions::from_str(&self.database.url)
             .map_err(|e| invalid("database.url", format!("not a PostgreSQL URL: {e}")))?;
+        if self.database.statement_timeout_ms == 0 {
+            return Err(invalid(
+                "database.statement_timeout_ms",
+                "must be at least 1",
+            ));
+        }
         if self.database.max_connections == 0 {
             return Err(invalid("database.max_connections", "must be at least 1"));
         }
@@ -143,6 +149,22 @@ fn check_http_url(key: &'static str, value: &str) -> Result<(), ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_public_api_without_a_token_is_refused_naming_http_api_token() {
+        let mut s = Settings::defaults();
+        s.http.bind = "0.0.0.0:8000".into();
+        let err = s.http.check_public_token().unwrap_err().to_string();
+        assert!(err.contains("http.api_token"), "{err}");
+        s.http.allow_public_without_token = true;
+        s.http.check_public_token().unwrap();
+        s.http.allow_public_without_token = false;
+        s.http.api_token = crate::configuration::Secret::new("long-random");
+        s.http.check_public_token().unwrap();
+        s.http.api_token = crate::configuration::Secret::new("");
+        s.http.bind = "[::1]:8000".into();
+        s.http.check_public_token().unwrap();
+    }
 
     #[test]
     fn the_compiled_in_defaults_are_valid() {

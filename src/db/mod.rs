@@ -28,12 +28,47 @@ pub fn connect_options(url: &str) -> anyhow::Result<PgConnectOptions> {
         .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(2)))
 }
 
-/// A lazily connecting pool: roles start even while PostgreSQL is down and wait for it.
+/// A lazily connecting pool: roles start even while PostgreSQL is down and wait for it. Every
+/// session cancels a statement running past `database.statement_timeout_ms`, so a database
+/// that stops answering fails the step (an outage, retried) instead of hanging it.
 pub fn pool(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
+    let options = connect_options(&settings.url)?.options([(
+        "statement_timeout",
+        settings.statement_timeout_ms.to_string(),
+    )]);
     Ok(PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .acquire_timeout(Duration::from_millis(settings.acquire_timeout_ms))
-        .connect_lazy_with(connect_options(&settings.url)?))
+        .connect_lazy_with(options))
+}
+
+/// A configuration the database refuses for good (TLS demanded by `sslmode` that the server
+/// does not offer, a rejected certificate, a malformed option), as opposed to an outage.
+#[derive(Debug, thiserror::Error)]
+#[error("database.url: cannot connect to PostgreSQL with these settings: {0}")]
+pub struct ConnectRefused(#[source] sqlx::Error);
+
+/// Tries one connection at start-up. A TLS or configuration failure is permanent and stops
+/// start-up with its reason; an unreachable database is not (roles start and wait for it).
+pub async fn check_connect(settings: &DatabaseSettings) -> Result<(), ConnectRefused> {
+    match sqlx::PgConnection::connect_with(
+        &connect_options(&settings.url)
+            .map_err(|e| ConnectRefused(sqlx::Error::Configuration(e.into())))?,
+    )
+    .await
+    {
+        Ok(conn) => {
+            conn.close().await.ok();
+            Ok(())
+        }
+        Err(e @ (sqlx::Error::Tls(_) | sqlx::Error::Configuration(_))) => Err(ConnectRefused(e)),
+        // The TLS layer reports a certificate it cannot trust as invalid data on the socket;
+        // an unreachable server gives refused, reset or timed-out instead.
+        Err(sqlx::Error::Io(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
+            Err(ConnectRefused(sqlx::Error::Io(e)))
+        }
+        Err(_) => Ok(()),
+    }
 }
 
 /// A lazily connecting pool whose sessions cannot write (`default_transaction_read_only`), do
@@ -117,6 +152,7 @@ pub async fn create_database_if_missing(url: &str) -> anyhow::Result<()> {
 /// Creates the database if needed and applies every migration. Safe to run from many processes
 /// at once: sqlx takes an advisory lock.
 pub async fn migrate(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
+    check_connect(settings).await?;
     create_database_if_missing(&settings.url).await?;
     let pool = pool(settings)?;
     MIGRATOR
@@ -126,8 +162,11 @@ pub async fn migrate(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
     Ok(pool)
 }
 
-/// True when running the statement again can work: the database is unreachable right now, or
-/// the statement lost a conflict with a concurrent one (`is_conflict`).
+/// True when running the statement again can work: the database is unreachable right now,
+/// refuses writes (a demoted primary still answering behind an address or a pooler), stopped
+/// answering in time (`statement_timeout`), or the statement lost a conflict with a concurrent
+/// one (`is_conflict`). A TLS failure counts too: one caused by configuration is caught by
+/// `check_connect` at start-up, so what is left is a handshake cut by the network.
 pub fn is_transient(error: &sqlx::Error) -> bool {
     match error {
         sqlx::Error::Io(_)
@@ -137,10 +176,15 @@ pub fn is_transient(error: &sqlx::Error) -> bool {
         | sqlx::Error::Protocol(_)
         | sqlx::Error::WorkerCrashed => true,
         sqlx::Error::Database(e) => {
-            // Class 08 connection exceptions, 57P0x shutdown/crash, 53 resources.
+            // Class 08 connection exceptions, 57P0x shutdown/crash, 57014 statement cancelled
+            // (statement_timeout), 25006 read-only transaction, 53 resources.
             is_conflict(error)
                 || e.code().is_some_and(|c| {
-                    c.starts_with("08") || c.starts_with("57P") || c.starts_with("53")
+                    c.starts_with("08")
+                        || c.starts_with("57P")
+                        || c.starts_with("53")
+                        || c == "57014"
+                        || c == "25006"
                 })
         }
         _ => false,

@@ -36,8 +36,14 @@ async fn scrape(http: &reqwest::Client, url: &str) -> HashMap<String, f64> {
     let r = http.get(url).send().await.expect("GET /metrics");
     assert_eq!(r.status(), 200);
     let content_type = r.headers()["content-type"].to_str().unwrap().to_string();
-    assert!(content_type.starts_with("text/plain"), "{content_type}");
-    parse(&r.text().await.unwrap())
+    // The header and the body agree: OpenMetrics text, which ends with `# EOF`.
+    assert_eq!(
+        content_type,
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    let body = r.text().await.unwrap();
+    assert_eq!(body.lines().last(), Some("# EOF"), "OpenMetrics text");
+    parse(&body)
 }
 
 #[tokio::test]

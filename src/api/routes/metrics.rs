@@ -1,4 +1,5 @@
-//! `GET /metrics`: every series of this process in the Prometheus text format.
+//! `GET /metrics`: every series of this process in the OpenMetrics text format, under that
+//! format's content type (Prometheus negotiates it and parses it as OpenMetrics).
 
 use axum::extract::State;
 use axum::http::header;
@@ -7,7 +8,7 @@ use axum::response::IntoResponse;
 use super::super::ApiState;
 
 #[utoipa::path(get, path = "/metrics", tag = "operations", summary = "Prometheus metrics",
-    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String)))]
+    responses((status = 200, description = "OpenMetrics text exposition", content_type = "application/openmetrics-text", body = String)))]
 pub async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
     // Whether RabbitMQ is blocking this process is the broker's state; it is read at scrape time.
     state
@@ -16,10 +17,7 @@ pub async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
         .broker_blocked
         .set(i64::from(crate::broker::blocking::is_blocked()));
     (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
         state.ctx.metrics.render(),
     )
 }

@@ -13,7 +13,10 @@ use super::list::{
 
 /// The whole detail view as a stream, for CSV export without holding it in memory. A task
 /// reads rows into a small bounded channel, so a slow consumer (an HTTP client, a file) pauses
-/// the database read instead of buffering rows.
+/// the database read instead of buffering rows. The read runs in its own transaction without
+/// the pool's statement time-out: that bounds a request's queries, and a client reading a large
+/// export slowly must still receive all of it. The transaction ends (and the connection goes
+/// back) when the rows are done or the consumer goes away.
 pub fn detail_stream(
     pool: &PgPool,
     filter: ReportFilter,
@@ -27,7 +30,21 @@ pub fn detail_stream(
         ));
         push_report_filter(&mut qb, &filter);
         qb.push(order_by(filter.sort));
-        let mut rows = qb.build_query_as::<ReportDetail>().fetch(&pool);
+        let mut conn = match pool.begin().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                let _ = tx.send(Err(e)).await;
+                return;
+            }
+        };
+        if let Err(e) = sqlx::query("SET LOCAL statement_timeout = 0")
+            .execute(&mut *conn)
+            .await
+        {
+            let _ = tx.send(Err(e)).await;
+            return;
+        }
+        let mut rows = qb.build_query_as::<ReportDetail>().fetch(&mut *conn);
         while let Some(row) = rows.next().await {
             let failed = row.is_err();
             if tx.send(row).await.is_err() || failed {

@@ -107,7 +107,7 @@ async fn health_readiness_metrics_and_the_dashboard_are_served() {
         r.headers()[reqwest::header::CONTENT_TYPE]
             .to_str()
             .unwrap()
-            .starts_with("text/plain")
+            .starts_with("application/openmetrics-text")
     );
     let text = r.text().await.unwrap();
     assert!(
