@@ -2,7 +2,6 @@
 //! of each table family in its own module.
 
 pub mod dispatch;
-pub mod fixtures;
 pub mod group_commit;
 pub mod master_data;
 pub mod producer_runs;

@@ -4,18 +4,13 @@
 
 use std::time::Duration;
 
-use wiremock::MockServer;
-
-use crate::helpers::*;
 use crate::support::*;
+use reminder_harness::prelude::*;
 
 #[tokio::test]
 #[ignore = "disrupts shared services: cargo test --test faults -- --ignored --test-threads=1"]
 async fn a_sender_and_a_tracker_killed_mid_flow_lose_nothing_and_count_nothing_twice() {
-    let mock = MockServer::start().await;
-    let sends = SendLog::mount_flaky(&mock, Duration::from_millis(100)).await;
-    let mut env = TestEnv::new();
-    env.use_cloud_api(&mock);
+    let (sends, mut env) = env_with_provider(Duration::from_millis(100), true).await;
     env.settings.whatsapp.request_timeout_ms = 1000;
     let pool = env.pool().await;
     let amqp = env.amqp().await;
@@ -23,15 +18,15 @@ async fn a_sender_and_a_tracker_killed_mid_flow_lose_nothing_and_count_nothing_t
     publish_all(&amqp, &reminders(n)).await;
     let sender_env = [("REMINDER__SENDER__CONCURRENCY", "16")];
     let tracker_env = [("REMINDER__TRACKER__BATCH_SIZE", "50")];
-    let counted = || async { counts(&pool).await.0 };
+    let counted = || async { counts(&pool).await.frequency };
 
     // The sender is killed twice while sends are in flight, the tracker once while it is
     // counting batches; each is started again at once.
-    let mut sender = Child::spawn(&env, &["sender"], &sender_env);
-    let mut tracker = Child::spawn(&env, &["tracker"], &tracker_env);
+    let mut sender = reminder(&env, &["sender"], &sender_env);
+    let mut tracker = reminder(&env, &["tracker"], &tracker_env);
     wait_until(Duration::from_secs(30), || async { sends.calls() >= 60 }).await;
     sender.kill9();
-    let mut sender = Child::spawn(&env, &["sender"], &sender_env);
+    let mut sender = reminder(&env, &["sender"], &sender_env);
     wait_until(Duration::from_secs(30), || async { counted().await >= 40 }).await;
     tracker.kill9();
     let before = sends.calls();
@@ -40,12 +35,12 @@ async fn a_sender_and_a_tracker_killed_mid_flow_lose_nothing_and_count_nothing_t
     })
     .await;
     sender.kill9();
-    let _sender = Child::spawn(&env, &["sender"], &sender_env);
-    let _tracker = Child::spawn(&env, &["tracker"], &tracker_env);
+    let _sender = reminder(&env, &["sender"], &sender_env);
+    let _tracker = reminder(&env, &["tracker"], &tracker_env);
 
     // A send cut off mid-call is retried once its lease (time-out + 30 s) is over.
     assert_counted_exactly(&pool, n as i64, Duration::from_secs(150)).await;
-    assert_eq!(sends.distinct(), n, "every reminder was sent");
+    assert_eq!(sends.accepted().0, n as u64, "every reminder was sent");
     assert!(
         sends.transient_failures() > 0,
         "the provider failed some calls"
@@ -87,17 +82,14 @@ async fn a_sender_and_a_tracker_killed_mid_flow_lose_nothing_and_count_nothing_t
 #[tokio::test]
 #[ignore = "disrupts shared services: cargo test --test faults -- --ignored --test-threads=1"]
 async fn sigterm_finishes_the_sends_in_flight_acks_them_and_exits_zero() {
-    let mock = MockServer::start().await;
     // Slow enough that the signal arrives while every send is waiting for its answer.
-    let sends = SendLog::mount(&mock, Duration::from_millis(1500)).await;
-    let mut env = TestEnv::new();
-    env.use_cloud_api(&mock);
+    let (sends, mut env) = env_with_provider(Duration::from_millis(1500), false).await;
     env.settings.whatsapp.request_timeout_ms = 5000;
     let pool = env.pool().await;
     let amqp = env.amqp().await;
     publish_all(&amqp, &reminders(10)).await;
 
-    let mut child = Child::spawn(
+    let mut child = reminder(
         &env,
         &["sender", "tracker"],
         &[("REMINDER__RUNTIME__SHUTDOWN_TIMEOUT_SECS", "10")],
@@ -105,11 +97,9 @@ async fn sigterm_finishes_the_sends_in_flight_acks_them_and_exits_zero() {
     wait_until(Duration::from_secs(30), || async { sends.calls() == 10 }).await;
     child.sigterm();
     let status = child
-        .exit_within(
-            Duration::from_secs(20),
-            "the process did not exit within the shutdown timeout",
-        )
-        .await;
+        .exit_within(Duration::from_secs(20))
+        .await
+        .expect("the process exits within the shutdown timeout");
     assert!(status.success(), "exit status {status:?}");
 
     assert_eq!(
@@ -123,7 +113,7 @@ async fn sigterm_finishes_the_sends_in_flight_acks_them_and_exits_zero() {
         "and acked"
     );
     // A fresh process counts whatever the stopped tracker left, and sends nothing again.
-    let _child = Child::spawn(&env, &["sender", "tracker"], &[]);
+    let _child = reminder(&env, &["sender", "tracker"], &[]);
     assert_counted_exactly(&pool, 10, Duration::from_secs(30)).await;
     assert_eq!(sends.calls(), 10);
 }
@@ -131,12 +121,9 @@ async fn sigterm_finishes_the_sends_in_flight_acks_them_and_exits_zero() {
 #[tokio::test]
 #[ignore = "disrupts shared services: cargo test --test faults -- --ignored --test-threads=1"]
 async fn a_flood_of_100000_due_events_keeps_the_sender_within_its_prefetch_and_memory_flat() {
-    let mock = MockServer::start().await;
-    let sends = SendLog::mount(&mock, Duration::from_millis(50)).await;
-    let mut env = TestEnv::new();
-    env.use_cloud_api(&mock);
+    let (sends, env) = env_with_provider(Duration::from_millis(50), false).await;
     let amqp = env.amqp().await;
-    let child = Child::spawn(
+    let child = reminder(
         &env,
         &["sender"],
         &[("REMINDER__SENDER__CONCURRENCY", "64")],

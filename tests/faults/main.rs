@@ -3,14 +3,7 @@
 //! `cargo test --test faults -- --ignored --test-threads=1`. Each brings the service it took
 //! away back when it ends, also when it fails.
 
-#[path = "../integration/helpers.rs"]
-mod helpers;
-
 mod broker;
 mod crash;
 mod database;
 mod support;
-
-// Shared with `reminder-soak`.
-#[path = "../../src/bin/reminder-soak/services.rs"]
-mod services;

@@ -1,4 +1,4 @@
-//! The read-only HTTP API (contract §5) against the real PostgreSQL and RabbitMQ: every route
+//! The read-only HTTP API against the real PostgreSQL and RabbitMQ: every route
 //! and field, pagination, period statistics (also after `reset-frequency` and `delete`), the
 //! detail view's fallback, daily counts in the workshop's time zone, the alert list, strict
 //! input with JSON errors, auth, health, metrics, the OpenAPI document, and that it writes
@@ -9,16 +9,16 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use reminder::configuration::Secret;
-use reminder::db::fixtures::{self, FixtureSize, aggregate_drift};
 use reminder::db::master_data::{NewCustomer, NewVehicle, upsert_customers, upsert_vehicles};
 use reminder::db::reports;
 use reminder::startup::Role;
+use reminder_harness::fixtures::reports::{self as fixtures, FixtureSize, aggregate_drift};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::*;
+use reminder_harness::prelude::*;
 
 /// The pairs of the shared scenario: customer A (in the master data) with vehicle A1 (in the
 /// master data) and A2 (not), and customer B with vehicle B1 (neither in the master data).
@@ -173,7 +173,7 @@ fn total_count(headers: &reqwest::header::HeaderMap) -> i64 {
     headers["x-total-count"].to_str().unwrap().parse().unwrap()
 }
 
-/// Checks the contract's error body: exactly `error` (the code) and a non-empty `message`.
+/// Checks the documented error body: exactly `error` (the code) and a non-empty `message`.
 async fn assert_error(r: reqwest::Response, status: StatusCode, code: &str, what: &str) {
     assert_eq!(r.status(), status, "{what}");
     assert_eq!(error_code(r, what).await, code, "{what}");
@@ -810,7 +810,7 @@ async fn over_reminded_lists_pairs_sent_more_than_the_threshold_in_the_window_mo
 }
 
 #[tokio::test]
-async fn malformed_input_is_a_400_with_the_contracts_error_body() {
+async fn malformed_input_is_a_400_with_the_documented_error_body() {
     let env = TestEnv::new();
     let app = env.spawn(&[Role::Api]).await;
     let id = Uuid::new_v4();
@@ -1274,7 +1274,7 @@ async fn the_openapi_document_describes_every_route_the_router_serves() {
     let (_, doc) = json_with(&app, "/openapi.json", StatusCode::OK).await;
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     let paths = doc["paths"].as_object().unwrap();
-    for contract in [
+    for route in [
         "/whatsapp-report/",
         "/whatsapp-report/detail",
         "/whatsapp-report/statistics",
@@ -1291,10 +1291,7 @@ async fn the_openapi_document_describes_every_route_the_router_serves() {
         "/metrics",
         "/openapi.json",
     ] {
-        assert!(
-            paths.contains_key(contract),
-            "{contract} is not in the document"
-        );
+        assert!(paths.contains_key(route), "{route} is not in the document");
     }
     // Every documented operation is a GET the router answers (never its 404 or 405 fallback),
     // and the router serves nothing else: it is built from the same registrations, and paths
@@ -1408,7 +1405,7 @@ async fn snapshot(pool: &PgPool) -> Vec<(String, Option<String>)> {
 
 /// Deep pages of the history seek through the quarter-hour buckets; they must be exactly the
 /// rows a plain `OFFSET` over the whole history returns. The data comes from the scale loader
-/// (`db::fixtures`), whose aggregates must agree with a recount.
+/// (`reminder_harness::fixtures::reports`), whose aggregates must agree with a recount.
 #[tokio::test]
 async fn deep_pages_of_the_message_history_match_a_plain_offset_scan() {
     let env = TestEnv::new();

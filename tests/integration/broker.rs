@@ -13,7 +13,7 @@ use reminder::broker::publisher::Outgoing;
 use reminder::broker::{Broker, PublishError, Publisher};
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::*;
+use reminder_harness::prelude::*;
 
 #[tokio::test]
 async fn a_message_no_queue_is_bound_for_is_returned_as_an_error_not_lost() {

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use crate::helpers::*;
+use reminder_harness::prelude::*;
 
 fn reminder(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_reminder"))

@@ -19,7 +19,7 @@ use reminder::startup::Role;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::*;
+use reminder_harness::prelude::*;
 
 // ---- a month of a workshop's reminders -------------------------------------------------------
 

@@ -10,7 +10,7 @@ use reminder::startup::Role;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::helpers::*;
+use reminder_harness::prelude::*;
 
 const HEADER: &str = "id,id_customer,id_vehicle,customer_name,customer_phone,plate_number,brand,model,next_maintenance_date,frequency,failed_count,last_message_date,created_at,updated_at\r\n";
 

@@ -5,7 +5,6 @@ mod broker;
 mod cli;
 mod dashboard;
 mod export;
-mod helpers;
 mod metrics;
 mod pipeline;
 mod producer;

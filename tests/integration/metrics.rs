@@ -1,4 +1,4 @@
-//! `/metrics`: every role counts its work in the contract's series (§5), and a process without
+//! `/metrics`: every role counts its work in the documented series, and a process without
 //! the api role serves them on `http.metrics_bind`.
 
 use std::collections::HashMap;
@@ -13,7 +13,7 @@ use uuid::Uuid;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer};
 
-use crate::helpers::*;
+use reminder_harness::prelude::*;
 
 /// `series{labels}` → value, from the Prometheus text format.
 fn parse(text: &str) -> HashMap<String, f64> {

@@ -5,7 +5,7 @@ use std::time::Duration;
 use reminder::startup::Role;
 use uuid::Uuid;
 
-use crate::helpers::*;
+use reminder_harness::prelude::*;
 
 #[tokio::test]
 async fn a_published_maintenance_due_is_sent_and_counted_in_the_statistics() {

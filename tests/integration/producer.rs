@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{Days, NaiveDate, TimeZone, Utc};
-use lapin::options::{BasicAckOptions, BasicGetOptions};
 use reminder::db::master_data::{self, NewCustomer, NewVehicle};
 use reminder::producer::{Producer, Trigger};
 use reminder::startup::Role;
@@ -14,7 +13,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::helpers::*;
+use reminder_harness::prelude::*;
 
 const RUN_DATE: NaiveDate = NaiveDate::from_ymd_opt(2026, 11, 25).unwrap();
 
@@ -28,23 +27,10 @@ struct Published {
 }
 
 /// Takes every message waiting in the sender queue.
-async fn take_published(amqp: &Amqp) -> Vec<Published> {
+async fn take_published(amqp: &TestAmqp) -> Vec<Published> {
     let mut out = Vec::new();
-    while let Some(m) = amqp
-        .channel
-        .basic_get(
-            amqp.topology.sender_queue.as_str().into(),
-            BasicGetOptions { no_ack: false },
-        )
-        .await
-        .unwrap()
-    {
-        m.delivery
-            .acker
-            .ack(BasicAckOptions::default())
-            .await
-            .unwrap();
-        let event: Value = serde_json::from_slice(&m.delivery.data).unwrap();
+    for delivery in amqp.take_all(&amqp.topology.sender_queue).await {
+        let event: Value = serde_json::from_slice(&delivery.data).unwrap();
         assert_eq!(event["specversion"], "1.0");
         assert_eq!(event["type"], "maintenance.due");
         out.push(Published {
@@ -58,7 +44,6 @@ async fn take_published(amqp: &Amqp) -> Vec<Published> {
             phone: event["data"]["phone"].as_str().unwrap().to_string(),
         });
     }
-    out.sort();
     out
 }
 

@@ -3,14 +3,11 @@
 //! failure is classified (transient or permanent, and the `error_code` it carries).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
+use axum::http::Version;
 use chrono::NaiveDate;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use reminder::configuration::{ProviderKind, Secret, Settings, WhatsappSettings};
 use reminder::domain::{CountryCode, PhoneNumber};
 use reminder::sender::providers::{self, ErrorClass, OutboundMessage, SendError};
@@ -18,7 +15,9 @@ use serde_json::{Value, json};
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::helpers::*;
+use reminder_harness::mock_provider::scripted::fonnte_ok;
+use reminder_harness::mock_provider::{Behaviour, MockCloudApi, point_at};
+use reminder_harness::prelude::*;
 
 const FONNTE_TOKEN: &str = "fonnte-test-token";
 const TEXT: &str = "Halo Budi Santoso, kendaraan B 1234 XYZ Anda dijadwalkan servis berkala pada 26 November 2026. Balas pesan ini untuk booking jadwal. Terima kasih.";
@@ -39,11 +38,7 @@ fn message(reminder_id: &str) -> OutboundMessage {
 
 fn cloud_api_settings(mock: &MockServer) -> WhatsappSettings {
     let mut w = Settings::defaults().whatsapp;
-    w.provider = ProviderKind::CloudApi;
-    w.cloud_api.base_url = mock.uri();
-    w.cloud_api.phone_number_id = PHONE_NUMBER_ID.into();
-    w.cloud_api.access_token = Secret::new(ACCESS_TOKEN);
-    w.request_timeout_ms = 2000;
+    point_at(&mut w, &mock.uri());
     w
 }
 
@@ -144,7 +139,7 @@ async fn the_cloud_api_gets_a_text_message_when_no_template_is_configured() {
 }
 
 #[tokio::test]
-async fn cloud_api_error_codes_are_transient_or_permanent_as_the_contract_lists() {
+async fn cloud_api_error_codes_are_transient_or_permanent_as_documented() {
     let mock = MockServer::start().await;
     let settings = cloud_api_settings(&mock);
     for code in [
@@ -245,10 +240,7 @@ async fn an_unreachable_provider_is_a_transient_connect_error() {
         .unwrap()
         .port();
     let mut settings = Settings::defaults().whatsapp;
-    settings.provider = ProviderKind::CloudApi;
-    settings.cloud_api.base_url = format!("http://127.0.0.1:{port}");
-    settings.cloud_api.phone_number_id = PHONE_NUMBER_ID.into();
-    settings.cloud_api.access_token = Secret::new(ACCESS_TOKEN);
+    point_at(&mut settings, &format!("http://127.0.0.1:{port}"));
 
     let e = send(&settings).await.unwrap_err();
 
@@ -261,18 +253,7 @@ async fn an_unreachable_provider_is_a_transient_connect_error() {
 #[tokio::test]
 async fn fonnte_gets_the_token_header_and_the_target_message_and_country_code_form_fields() {
     let mock = MockServer::start().await;
-    answer_always(
-        &mock,
-        ResponseTemplate::new(200).set_body_json(json!({
-            "detail": "success! message in queue",
-            "id": ["80367170"],
-            "process": "pending",
-            "requestid": 2937124,
-            "status": true,
-            "target": ["6281234567890"]
-        })),
-    )
-    .await;
+    answer_always(&mock, fonnte_ok("80367170")).await;
 
     let id = send(&fonnte_settings(&mock)).await.expect("sent");
 
@@ -385,78 +366,24 @@ async fn the_log_provider_succeeds_without_credentials() {
     assert_eq!(id, "log.rem-1");
 }
 
-/// A Cloud API stand-in that records the HTTP version of each request, counts the connections
-/// it accepted and the most requests it held at once (wiremock shows none of them).
-struct VersionRecorder {
-    url: String,
-    versions: Arc<Mutex<Vec<axum::http::Version>>>,
-    connections: Arc<AtomicUsize>,
-    most_at_once: Arc<AtomicUsize>,
+/// A Cloud API mock that holds each request long enough that sends started together are in
+/// flight together, letting one HTTP/2 connection carry `max_streams` requests at once.
+async fn holding_mock(max_streams: u32) -> MockCloudApi {
+    MockCloudApi::start_with(Behaviour {
+        delay: Duration::from_millis(300),
+        max_streams,
+        ..Behaviour::default()
+    })
+    .await
+    .expect("the mock starts")
 }
 
-impl VersionRecorder {
-    async fn start() -> VersionRecorder {
-        Self::start_with_streams(200).await
-    }
-
-    /// A server that lets one HTTP/2 connection carry `max_streams` requests at once.
-    async fn start_with_streams(max_streams: u32) -> VersionRecorder {
-        let versions = Arc::new(Mutex::new(Vec::new()));
-        let connections = Arc::new(AtomicUsize::new(0));
-        let most_at_once = Arc::new(AtomicUsize::new(0));
-        let in_flight = Arc::new(AtomicUsize::new(0));
-        let (seen, most) = (versions.clone(), most_at_once.clone());
-        let app = axum::Router::new().route(
-            "/{version}/{phone_number_id}/messages",
-            axum::routing::post(move |version: axum::http::Version| async move {
-                seen.lock().unwrap().push(version);
-                let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-                most.fetch_max(now, Ordering::SeqCst);
-                // Held long enough that sends started together are in flight together.
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                in_flight.fetch_sub(1, Ordering::SeqCst);
-                axum::Json(json!({
-                    "messaging_product": "whatsapp",
-                    "contacts": [{"input": "6281234567890", "wa_id": "6281234567890"}],
-                    "messages": [{"id": "wamid.version"}]
-                }))
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let accepted = connections.clone();
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder.http2().max_concurrent_streams(max_streams);
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                accepted.fetch_add(1, Ordering::SeqCst);
-                let service = TowerToHyperService::new(app.clone());
-                let builder = builder.clone();
-                tokio::spawn(async move {
-                    let _ = builder
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        VersionRecorder {
-            url,
-            versions,
-            connections,
-            most_at_once,
-        }
-    }
-
-    fn settings(&self, http2_prior_knowledge: bool) -> WhatsappSettings {
-        let mut w = Settings::defaults().whatsapp;
-        w.provider = ProviderKind::CloudApi;
-        w.cloud_api.base_url = self.url.clone();
-        w.cloud_api.phone_number_id = PHONE_NUMBER_ID.into();
-        w.cloud_api.access_token = Secret::new(ACCESS_TOKEN);
-        w.request_timeout_ms = 2000;
-        w.http2_prior_knowledge = http2_prior_knowledge;
-        w
-    }
+/// Settings for `mock`, speaking HTTP/2 from the first byte or not.
+fn mock_settings(mock: &MockCloudApi, http2_prior_knowledge: bool) -> WhatsappSettings {
+    let mut w = Settings::defaults().whatsapp;
+    point_at(&mut w, &mock.url);
+    w.http2_prior_knowledge = http2_prior_knowledge;
+    w
 }
 
 /// Sends `n` messages at once through `provider`.
@@ -474,44 +401,35 @@ fn provider(settings: &WhatsappSettings) -> Arc<dyn providers::WhatsappProvider>
 
 #[tokio::test]
 async fn concurrent_sends_share_one_http2_connection_when_the_provider_is_said_to_speak_it() {
-    let server = VersionRecorder::start().await;
+    let server = holding_mock(200).await;
 
-    send_concurrently(&*provider(&server.settings(true)), 5).await;
+    send_concurrently(&*provider(&mock_settings(&server, true)), 5).await;
 
-    assert_eq!(
-        *server.versions.lock().unwrap(),
-        vec![axum::http::Version::HTTP_2; 5]
-    );
-    assert_eq!(server.connections.load(Ordering::SeqCst), 1);
-    assert!(
-        server.most_at_once.load(Ordering::SeqCst) > 1,
-        "one connection, several at once"
-    );
+    assert_eq!(server.versions(), vec![Version::HTTP_2; 5]);
+    assert_eq!(server.connections(), 1);
+    assert!(server.most_at_once() > 1, "one connection, several at once");
 }
 
 #[tokio::test]
 async fn concurrent_sends_to_an_http_url_use_http1_connections_by_default() {
-    let server = VersionRecorder::start().await;
+    let server = holding_mock(200).await;
 
-    send_concurrently(&*provider(&server.settings(false)), 5).await;
+    send_concurrently(&*provider(&mock_settings(&server, false)), 5).await;
 
-    assert_eq!(
-        *server.versions.lock().unwrap(),
-        vec![axum::http::Version::HTTP_11; 5]
-    );
-    assert_eq!(server.connections.load(Ordering::SeqCst), 5);
+    assert_eq!(server.versions(), vec![Version::HTTP_11; 5]);
+    assert_eq!(server.connections(), 5);
 }
 
 #[tokio::test]
 async fn http2_sends_beyond_the_servers_stream_limit_wait_for_a_stream_on_the_one_connection() {
-    let server = VersionRecorder::start_with_streams(2).await;
-    let provider = provider(&server.settings(true));
+    let server = holding_mock(2).await;
+    let provider = provider(&mock_settings(&server, true));
     // The first send opens the connection and learns the server's limit (its SETTINGS).
     send_concurrently(&*provider, 1).await;
 
     send_concurrently(&*provider, 6).await;
 
-    assert_eq!(server.versions.lock().unwrap().len(), 7);
-    assert_eq!(server.connections.load(Ordering::SeqCst), 1);
-    assert!(server.most_at_once.load(Ordering::SeqCst) <= 2);
+    assert_eq!(server.versions().len(), 7);
+    assert_eq!(server.connections(), 1);
+    assert!(server.most_at_once() <= 2);
 }

@@ -6,14 +6,14 @@
 //! the table's. Data goes in through the tracker's own statement.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use reminder::db::fixtures::aggregate_drift;
 use reminder::db::reports::{self, Page, Report, ReportFilter, ReportSort};
 use reminder::db::tracking::apply_batch;
 use reminder::domain::{MessageOutcome, OutcomeStatus};
+use reminder_harness::fixtures::reports::aggregate_drift;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::*;
+use reminder_harness::prelude::*;
 
 /// A small deterministic generator (xorshift), so a failure replays the same history.
 struct Dice(u64);

@@ -27,13 +27,13 @@ use uuid::Uuid;
 use wiremock::matchers::{body_partial_json, method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-use crate::helpers::*;
+use reminder_harness::prelude::*;
 
 const WAIT: Duration = Duration::from_secs(30);
 
 /// A private queue receiving every outcome event the sender publishes.
 struct Outcomes {
-    amqp: Amqp,
+    amqp: TestAmqp,
     queue: String,
 }
 

@@ -19,7 +19,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::helpers::*;
+use reminder_harness::prelude::*;
 
 async fn sum_frequency(pool: &PgPool) -> i64 {
     sqlx::query_scalar("SELECT coalesce(sum(frequency), 0)::bigint FROM whatsapp_report")
@@ -207,7 +207,7 @@ async fn a_batch_repeating_recorded_events_counts_only_its_new_ones_whatever_was
     assert_eq!(sum_frequency(&pool).await, 6);
     assert_eq!(logged(&pool).await, 6);
     assert_eq!(
-        reminder::db::fixtures::aggregate_drift(&pool)
+        reminder_harness::fixtures::reports::aggregate_drift(&pool)
             .await
             .unwrap(),
         vec![]

@@ -32,7 +32,7 @@ impl Summary {
     }
 }
 
-/// A ceiling measured again just before each round of a scenario, and each round's figure as
+/// A ceiling taken again just before each round of a scenario, and each round's figure as
 /// a ratio to the ceiling of its own round.
 #[derive(Debug, Default)]
 pub struct Paired {
@@ -46,21 +46,22 @@ impl Paired {
         self.ratios.push(figure / ceiling);
     }
 
-    /// The ceilings of the rounds, and the median of the per-round ratios judged against
-    /// `target`.
-    pub fn rows(&self, ceiling: &str, figure: &str, target: f64) -> [Row; 2] {
+    /// The ceilings of the rounds, and the median of the per-round ratios, judged against
+    /// `target` when there is one.
+    pub fn rows(&self, ceiling: &str, figure: &str, target: Option<f64>) -> [Row; 2] {
+        let mut ratio = Row::of(
+            format!("{figure} / the ceiling of its own round"),
+            &self.ratios,
+            Unit::Ratio,
+        );
+        ratio.target = target.map(Target::AtLeast);
         [
-            Row::new(
-                format!("{ceiling} ceiling, measured just before each round"),
-                Summary::of(&self.ceilings),
+            Row::of(
+                format!("{ceiling} ceiling, taken just before each round"),
+                &self.ceilings,
                 Unit::PerSec,
             ),
-            Row::new(
-                format!("{figure} / the ceiling of its own round"),
-                Summary::of(&self.ratios),
-                Unit::Ratio,
-            )
-            .target(Target::AtLeast(target)),
+            ratio,
         ]
     }
 }
@@ -188,6 +189,14 @@ impl Row {
             ceiling: None,
             target: None,
         }
+    }
+    /// The summary of `samples`, one per round.
+    pub fn of(figure: impl Into<String>, samples: &[f64], unit: Unit) -> Row {
+        Row::new(figure, Summary::of(samples), unit)
+    }
+    /// A count that must be `value` in every round.
+    pub fn exactly(figure: impl Into<String>, samples: &[f64], value: f64) -> Row {
+        Row::of(figure, samples, Unit::Count).target(Target::Exactly(value))
     }
     pub fn vs(mut self, name: impl Into<String>, value: Summary, unit: Unit) -> Row {
         self.ceiling = Some(Ceiling {
@@ -325,7 +334,7 @@ impl Table {
 }
 
 /// The machine and the command, printed once per invocation.
-pub fn print_header(scenario: &str, opts: &crate::common::Opts) {
+pub fn print_header(scenario: &str, opts: &crate::opts::Opts) {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
@@ -389,14 +398,16 @@ mod tests {
         p.push(20_000.0, 6_000.0);
         p.push(40_000.0, 8_000.0);
         p.push(10_000.0, 2_600.0);
-        let [ceilings, ratios] = p.rows("publish", "burst", 0.25);
+        let [ceilings, ratios] = p.rows("publish", "burst", Some(0.25));
         assert_eq!(ceilings.value.median, 20_000.0);
         // 0.30, 0.20 and 0.26: the median of the rounds' ratios is 0.26, where the median
         // figure over the median ceiling would say 0.30.
         assert!((ratios.value.median - 0.26).abs() < 1e-12);
         assert_eq!((ratios.value.min, ratios.value.max), (0.2, 0.3));
         assert_eq!(ratios.met(), Some(true));
-        let [_, strict] = p.rows("publish", "burst", 0.27);
+        let [_, strict] = p.rows("publish", "burst", Some(0.27));
+        let [_, untargeted] = p.rows("publish", "burst", None);
+        assert_eq!(untargeted.met(), None);
         assert_eq!(strict.met(), Some(false));
     }
 

@@ -1,4 +1,4 @@
-//! `api` (issue 6): the real HTTP API (`Application` with the API role) over 1,000,000 reports
+//! `api`: the real HTTP API (`Application` with the API role) over 1,000,000 reports
 //! and 5,000,000 message records, under a closed-loop load of 50 connections per route. For
 //! each route: p50, p99 and requests/s, next to `/healthz` under the same load (the HTTP
 //! stack's own ceiling on this machine: no database).
@@ -11,10 +11,12 @@ use chrono::{Datelike as _, NaiveDate};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::common::{BenchEnv, Opts, guarded};
-use crate::fixtures::{self, Fleet};
+use crate::env::{BenchEnv, guarded};
+use crate::opts::Opts;
 use crate::report::{Row, Summary, Table, Target, Unit, quantile};
 use reminder::startup::{Application, Role};
+use reminder_harness::fixtures::{self, Fleet};
+use reminder_harness::wait;
 
 /// A route under load: a name, a target p99, and how to pick each request's path.
 struct Route {
@@ -65,29 +67,23 @@ pub async fn run(opts: &Opts) -> anyhow::Result<bool> {
         Unit::PerSec,
     ));
     for (route, f) in routes.iter().zip(&figures).skip(1) {
-        t.row(
-            Row::new(format!("{} p50", route.name), Summary::of(&f.p50), Unit::Ms).vs(
-                "/healthz",
-                c50,
-                Unit::Ms,
-            ),
-        );
-        let mut p99 = Row::new(format!("{} p99", route.name), Summary::of(&f.p99), Unit::Ms).vs(
+        t.row(Row::of(format!("{} p50", route.name), &f.p50, Unit::Ms).vs(
             "/healthz",
-            c99,
+            c50,
             Unit::Ms,
-        );
+        ));
+        let mut p99 =
+            Row::of(format!("{} p99", route.name), &f.p99, Unit::Ms).vs("/healthz", c99, Unit::Ms);
         if let Some(ms) = route.p99_target_ms {
             p99 = p99.target(Target::Below(ms));
         }
         t.row(p99);
         t.row(
-            Row::new(
-                format!("{} requests/s", route.name),
-                Summary::of(&f.rps),
+            Row::of(format!("{} requests/s", route.name), &f.rps, Unit::PerSec).vs(
+                "/healthz",
+                crps,
                 Unit::PerSec,
-            )
-            .vs("/healthz", crps, Unit::PerSec),
+            ),
         );
     }
     t.note(format!(
@@ -143,7 +139,7 @@ async fn measure(env: &BenchEnv, o: &Opts) -> anyhow::Result<(Vec<RouteFigures>,
         .pool_max_idle_per_host(o.api_connections)
         .timeout(Duration::from_secs(30))
         .build()?;
-    crate::common::poll(
+    wait::poll(
         "the API to answer",
         Duration::from_secs(30),
         Duration::from_millis(50),
@@ -189,7 +185,7 @@ async fn measure(env: &BenchEnv, o: &Opts) -> anyhow::Result<(Vec<RouteFigures>,
         },
     ];
     let mut figures: Vec<RouteFigures> = routes.iter().map(|_| RouteFigures::default()).collect();
-    // Warm every route once (plans, caches, connections) before anything is measured.
+    // Warm every route once (plans, caches, connections) before any load is timed.
     for route in &routes {
         load(
             &client,

@@ -1,13 +1,14 @@
 //! Loads synthetic report data into a database for benchmarks and query-plan checks:
-//! `cargo run --release --example api_fixtures -- DATABASE_URL [REPORTS] [MESSAGES]`
-//! (default 1,000,000 reports and 5,000,000 messages). The database is created and migrated
-//! first; the report and history must be empty. See `reminder::db::fixtures`.
+//! `cargo run --release -p reminder-harness --example api_fixtures -- DATABASE_URL [REPORTS]
+//! [MESSAGES]` (default 1,000,000 reports and 5,000,000 messages). The database is created and
+//! migrated first; the report and history must be empty. See
+//! `reminder_harness::fixtures::reports`.
 
 use std::time::Instant;
 
 use anyhow::Context;
 use reminder::configuration::Settings;
-use reminder::db::fixtures::{self, FixtureSize};
+use reminder_harness::fixtures::reports::{self as fixtures, FixtureSize};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

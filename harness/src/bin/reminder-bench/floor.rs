@@ -1,5 +1,5 @@
-//! The least CPU one reminder's required work costs this machine: each part the contract and
-//! the issue require, measured alone at its own best, as the whole machine's CPU time
+//! The least CPU one reminder's required work costs this machine: each part every reminder
+//! needs, timed alone at its own best, as the whole machine's CPU time
 //! (`/proc/stat`) over the units done. e2e prints the sum beside its own cost per reminder,
 //! and the rate that sum would allow on all of this machine's cores as a ratio to the publish
 //! ceiling: how high this machine lets that ratio go, whatever the code does.
@@ -22,21 +22,23 @@ use futures::StreamExt as _;
 use uuid::Uuid;
 
 use crate::ceilings::{Ceilings, Costed};
-use crate::common::{self, BenchEnv, CpuTimes, Opts};
-use crate::report::{Row, Summary, Unit};
+use crate::env::BenchEnv;
+use crate::opts::Opts;
+use crate::report::{Row, Target, Unit};
 use reminder::db::dispatch::DispatchWrites;
 use reminder::domain::events::{MESSAGE_SENT, outcome_id};
 use reminder::domain::{CountryCode, MaintenanceDue, MessageOutcome, OutcomeStatus, PhoneNumber};
 use reminder::sender::providers::{OutboundMessage, WhatsappProvider};
+use reminder_harness::resources::{self, CpuTimes};
 
-/// A part measured alone: its rate, and the whole machine's CPU microseconds per unit.
+/// A part timed alone: its rate, and the whole machine's CPU microseconds per unit.
 pub type Part = Costed;
 
 fn part(n: u64, started: Instant, cpu: Option<CpuTimes>) -> Part {
     let rate = n as f64 / started.elapsed().as_secs_f64();
     Part {
         rate,
-        machine_us: common::machine_us_per_unit(cpu, n),
+        machine_us: resources::machine_us_per_unit(cpu, n),
     }
 }
 
@@ -204,7 +206,7 @@ fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// Measures the parts other than the publish (which the round's ceiling already measured),
+/// Times the parts other than the publish (which the round's ceiling already timed),
 /// while the scenario's own work is idle: the consume ceiling, then the database parts on a
 /// database of their own, then the provider calls. `None` where `/proc` cannot be read.
 pub async fn measure(
@@ -232,7 +234,7 @@ pub async fn measure(
     )
     .await?;
     pool.close().await;
-    common::drop_database_now(o, &url).await;
+    env.drop_database_now(&url).await;
     let calls = provider_calls(provider, n, o.e2e_concurrency).await?;
     let (Some(publish), Some(consume), Some(sender), Some(tracker), Some(provider)) = (
         publish.machine_us,
@@ -276,33 +278,35 @@ impl Bound {
 
     /// The floor itself, named `name`. Call only when not empty.
     fn floor_row(&self, name: &str) -> Row {
-        Row::new(name, Summary::of(&self.floor_us), Unit::Us)
+        Row::of(name, &self.floor_us, Unit::Us)
     }
 
-    /// What the floor allows over `ceiling`, and `throughput` over that. Call only when not
-    /// empty.
-    fn ratio_rows(&self, ceiling: &str, throughput: &str) -> [Row; 2] {
+    /// What the floor allows over `ceiling`, and `throughput` over that, the median of the
+    /// rounds judged against `target`. Call only when not empty.
+    fn ratio_rows(&self, ceiling: &str, throughput: &str, target: f64) -> [Row; 2] {
         [
-            Row::new(
+            Row::of(
                 format!("floor: the most {} cores allow / {ceiling}", cores()),
-                Summary::of(&self.allowed),
+                &self.allowed,
                 Unit::Ratio,
             ),
-            Row::new(
+            Row::of(
                 format!("{throughput} / the most its floor allows"),
-                Summary::of(&self.efficiency),
+                &self.efficiency,
                 Unit::Ratio,
-            ),
+            )
+            .target(Target::AtLeast(target)),
         ]
     }
 
-    /// The floor's row, then the two ratios; nothing without samples.
-    pub fn rows(&self, floor: &str, ceiling: &str, throughput: &str) -> Vec<Row> {
+    /// The floor's row, then the two ratios; without samples, a row saying the target could
+    /// not be judged, which counts as missed.
+    pub fn rows(&self, floor: &str, ceiling: &str, throughput: &str, target: f64) -> Vec<Row> {
         if self.is_empty() {
-            return Vec::new();
+            return vec![unjudged(throughput, target)];
         }
         let mut rows = vec![self.floor_row(floor)];
-        rows.extend(self.ratio_rows(ceiling, throughput));
+        rows.extend(self.ratio_rows(ceiling, throughput, target));
         rows
     }
 }
@@ -321,10 +325,11 @@ impl FloorFigures {
             .push(floor.per_reminder(), publish_ceiling, throughput);
     }
 
-    /// The floor, its parts, then the two ratios; nothing without samples.
-    pub fn rows(&self) -> Vec<Row> {
+    /// The floor, its parts, then the two ratios, the last judged against `target`; without
+    /// samples, a row that counts as missed.
+    pub fn rows(&self, target: f64) -> Vec<Row> {
         if self.bound.is_empty() {
-            return Vec::new();
+            return vec![unjudged("burst throughput", target)];
         }
         let mut rows = vec![
             self.bound
@@ -332,11 +337,7 @@ impl FloorFigures {
         ];
         let part = |name: &str, f: fn(&Floor) -> f64| {
             let samples: Vec<f64> = self.floors.iter().map(f).collect();
-            Row::new(
-                format!("  floor part: {name}"),
-                Summary::of(&samples),
-                Unit::Us,
-            )
+            Row::of(format!("  floor part: {name}"), &samples, Unit::Us)
         };
         rows.extend([
             part("a publish with confirm (2 a reminder)", |f| f.publish),
@@ -345,12 +346,24 @@ impl FloorFigures {
             part("the tracker's statement, one new pair", |f| f.tracker),
             part("a provider call, mock Cloud API answering", |f| f.provider),
         ]);
-        rows.extend(
-            self.bound
-                .ratio_rows("the publish ceiling of its round", "burst throughput"),
-        );
+        rows.extend(self.bound.ratio_rows(
+            "the publish ceiling of its round",
+            "burst throughput",
+            target,
+        ));
         rows
     }
+}
+
+/// Where `/proc` cannot be read there is no floor and no ratio to judge: a row that says so
+/// and is missed.
+fn unjudged(throughput: &str, target: f64) -> Row {
+    Row::of(
+        format!("{throughput} / the most its floor allows (no floor: /proc unreadable)"),
+        &[f64::NAN],
+        Unit::Ratio,
+    )
+    .target(Target::AtLeast(target))
 }
 
 #[cfg(test)]
@@ -375,5 +388,19 @@ mod tests {
         assert_eq!(figures.bound.floor_us, vec![211.0]);
         assert_eq!(figures.bound.allowed, vec![0.25]);
         assert_eq!(figures.bound.efficiency, vec![0.5]);
+    }
+
+    #[test]
+    fn the_throughput_is_judged_against_what_its_floor_allows_and_no_floor_is_a_miss() {
+        let most = cores() as f64 * 1e6 / 100.0;
+        let mut bound = Bound::default();
+        bound.push(100.0, most, most * 0.9);
+
+        let judged = |target| bound.rows("floor", "ceiling", "events/s", target);
+        assert_eq!(judged(0.85).last().and_then(Row::met), Some(true));
+        assert_eq!(judged(0.95).last().and_then(Row::met), Some(false));
+        let without = Bound::default().rows("floor", "ceiling", "events/s", 0.85);
+        assert_eq!(without.len(), 1);
+        assert_eq!(without[0].met(), Some(false));
     }
 }

@@ -1,32 +1,33 @@
-//! The raw ceilings of this machine, for the message sizes reminder uses, measured with plain
+//! The raw ceilings of this machine, for the message sizes reminder uses, taken with plain
 //! clients and no reminder code in the path:
 //! - publish with confirms to the sender's quorum queue (through the topic exchange, with a
 //!   window of unconfirmed publishes), `maintenance.due`-sized messages;
 //! - consume, parse the JSON and ack (prefetch 500, one multiple-ack every 250),
 //!   `message.sent`-sized messages, from the tracker's quorum queue;
-//! - the batched PostgreSQL write of DESIGN-NOTES: dedupe insert `ON CONFLICT DO NOTHING
-//!   RETURNING` plus an upsert aggregated per pair, 500 events per statement, one transaction
-//!   each.
+//! - a batched PostgreSQL write: dedupe insert `ON CONFLICT DO NOTHING RETURNING` plus an
+//!   upsert aggregated per pair, 500 events per statement, one transaction each.
 //!
-//! Each is measured once per invocation, on first use, and shared by every scenario. The
-//! scenarios with a ratio target also measure their ceiling again just before each of their
-//! rounds (`*_now`), because this machine's ceilings swing by a third within minutes: a ratio
-//! to the ceiling of the same moment says more than one to a ceiling taken minutes earlier.
+//! Each is taken once per invocation, on first use, and shared by every scenario. The
+//! scenarios compared with a ceiling also take it again just before each of their rounds
+//! (`*_now`), because a shared machine's ceilings swing within minutes: a ratio to the ceiling
+//! of the same moment says more than one to a ceiling taken minutes earlier.
 
 use std::time::Instant;
 
 use anyhow::Context as _;
 use chrono::Utc;
 use futures::StreamExt as _;
-use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
-use lapin::types::FieldTable;
+use lapin::options::{BasicAckOptions, BasicCancelOptions};
 use sqlx::Connection as _;
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
-use crate::common::{self, Amqp, BenchEnv, Opts, guarded};
+use crate::env::{BenchEnv, guarded};
+use crate::opts::Opts;
 use crate::report::{Row, Summary, Table, Unit};
 use reminder::domain::events::{MAINTENANCE_DUE, MESSAGE_SENT};
+use reminder_harness::amqp::Amqp;
+use reminder_harness::{events, resources};
 
 pub const CONSUME_PREFETCH: u16 = 500;
 pub const ACK_EVERY: u64 = 250;
@@ -34,7 +35,7 @@ pub const UPSERT_BATCH: usize = 500;
 
 /// The ceilings as handed from `all` to its children.
 #[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
-pub struct Measured {
+pub struct Rates {
     pub publish: Summary,
     pub consume: Summary,
     pub pg_upsert: Summary,
@@ -57,7 +58,7 @@ impl Ceilings {
         }
     }
 
-    pub fn given(opts: Opts, m: Measured) -> Ceilings {
+    pub fn given(opts: Opts, m: Rates) -> Ceilings {
         Ceilings {
             opts,
             publish: OnceCell::new_with(Some(m.publish)),
@@ -87,7 +88,7 @@ impl Ceilings {
             .copied()
     }
 
-    /// The publish ceiling, measured now. Like every `*_now`, it works in an exchange, queues
+    /// The publish ceiling, taken now. Like every `*_now`, it works in an exchange, queues
     /// and database of its own, so nothing it publishes reaches the scenario, and a scenario
     /// calls it only while its own work is idle.
     pub async fn publish_now(&self) -> anyhow::Result<f64> {
@@ -101,14 +102,14 @@ impl Ceilings {
         Ok(publish)
     }
 
-    /// The consume ceiling measured now, with what a consume cost the machine.
+    /// The consume ceiling taken now, with what a consume cost the machine.
     pub async fn consume_now_costed(&self) -> anyhow::Result<Costed> {
         let consume = consume_rounds(&self.beside_a_round()).await?.costed();
         settle().await;
         Ok(consume)
     }
 
-    /// The lower of the consume and PostgreSQL-upsert ceilings, measured now (the tracker's
+    /// The lower of the consume and PostgreSQL-upsert ceilings, taken now (the tracker's
     /// ceiling), with the consume ceiling and what a consume cost the machine.
     pub async fn tracker_now_costed(&self) -> anyhow::Result<(f64, Costed)> {
         let consume = consume_rounds(&self.beside_a_round()).await?.costed();
@@ -118,11 +119,9 @@ impl Ceilings {
     }
 
     /// Two rounds of a third of the messages, and their mean as the ceiling: a quorum queue's
-    /// first round, into a queue just declared, measured up to a fifth faster than the rounds
-    /// after it (22.6-28.2k against 16.5-27.3k /s at 12:50 UTC on 2026-11-30), and the
-    /// once-per-invocation ceilings are the median of rounds that are mostly not first. A
-    /// third, so `all` stays inside its ten minutes in a slow hour: 542 s with whole rounds,
-    /// 592 s with halves in a slower hour still.
+    /// first round, into a queue just declared, runs faster than the rounds after it, and the
+    /// once-per-invocation ceilings are the median of rounds that are mostly not first. A third
+    /// of the messages keeps the ceilings beside each round short next to the round itself.
     fn beside_a_round(&self) -> Opts {
         Opts {
             rounds: 2,
@@ -131,8 +130,8 @@ impl Ceilings {
         }
     }
 
-    pub async fn measured_all(&self) -> anyhow::Result<Measured> {
-        Ok(Measured {
+    pub async fn all_rates(&self) -> anyhow::Result<Rates> {
+        Ok(Rates {
             publish: self.publish().await?,
             consume: self.consume().await?,
             pg_upsert: self.pg_upsert().await?,
@@ -140,7 +139,7 @@ impl Ceilings {
     }
 }
 
-/// A ceiling's rate, and the whole machine's CPU time per message while it was measured
+/// A ceiling's rate, and the whole machine's CPU time per message while it was taken
 /// (`None` where `/proc` cannot be read): the raw cost of a publish or a consume.
 #[derive(Debug, Clone, Copy)]
 pub struct Costed {
@@ -156,9 +155,9 @@ struct Rounds {
 }
 
 impl Rounds {
-    fn push(&mut self, n: u64, started: Instant, cpu: Option<common::CpuTimes>) {
+    fn push(&mut self, n: u64, started: Instant, cpu: Option<resources::CpuTimes>) {
         self.rates.push(n as f64 / started.elapsed().as_secs_f64());
-        if let Some(us) = common::machine_us_per_unit(cpu, n) {
+        if let Some(us) = resources::machine_us_per_unit(cpu, n) {
             self.machine_us.push(us);
         }
     }
@@ -175,7 +174,7 @@ impl Rounds {
     }
 }
 
-/// After a ceiling measured beside a round, before the round starts: its connections and
+/// After a ceiling taken beside a round, before the round starts: its connections and
 /// buffers are gone and jemalloc has handed their pages back (`dirty_decay_ms` 1000), so they
 /// count in neither the round's time nor its peak RSS.
 async fn settle() {
@@ -185,11 +184,11 @@ async fn settle() {
 /// Sizes of the messages the ceilings use: what the producer and the sender publish.
 pub fn due_body() -> Vec<u8> {
     let today = Utc::now().date_naive();
-    common::due_event(&Uuid::new_v4().to_string(), 12_345_678, Utc::now(), today)
+    events::due_event(&Uuid::new_v4().to_string(), 12_345_678, Utc::now(), today)
 }
 
 pub fn sent_body() -> Vec<u8> {
-    common::sent_event(
+    events::sent_event(
         &Uuid::new_v4().to_string(),
         Uuid::new_v4(),
         Uuid::new_v4(),
@@ -201,11 +200,11 @@ pub fn sent_body() -> Vec<u8> {
 
 /// The `ceilings` scenario: measures and prints the three.
 pub async fn run(ceilings: &Ceilings) -> anyhow::Result<bool> {
-    let m = ceilings.measured_all().await?;
+    let m = ceilings.all_rates().await?;
     let opts = &ceilings.opts;
     let mut t = Table::new(format!(
         "ceilings: raw RabbitMQ 3.10 and PostgreSQL 15 rates of this machine ({} messages per round)",
-        common_thousands(opts.ceiling_messages as f64)
+        crate::report::thousands(opts.ceiling_messages as f64)
     ));
     t.row(Row::new(
         format!(
@@ -232,13 +231,8 @@ pub async fn run(ceilings: &Ceilings) -> anyhow::Result<bool> {
         due_body().len(),
         sent_body().len()
     ));
-    t.note("DESIGN-NOTES reference on this machine: publish 16k-21k/s (window 1000), consume 71k-73k/s, PG 36k-38k/s");
     t.print();
     Ok(true)
-}
-
-fn common_thousands(v: f64) -> String {
-    crate::report::thousands(v)
 }
 
 async fn measure_publish(opts: &Opts) -> anyhow::Result<Summary> {
@@ -257,7 +251,7 @@ async fn publish_rounds(opts: &Opts) -> anyhow::Result<Rounds> {
         for _ in 0..opts.rounds {
             amqp.purge(&topology.sender_queue).await?;
             // Read first: reading /proc takes a few milliseconds that are not the ceiling's.
-            let cpu = common::CpuTimes::now();
+            let cpu = resources::CpuTimes::now();
             let started = Instant::now();
             let confirmed = amqp
                 .publish_many(
@@ -309,20 +303,9 @@ async fn consume_rounds(opts: &Opts) -> anyhow::Result<Rounds> {
 /// Consumes `n` messages (parsing each as JSON), acking every `ACK_EVERY`, and records the
 /// round from the consume request to the last ack.
 async fn consume_all(amqp: &Amqp, queue: &str, n: u64, rounds: &mut Rounds) -> anyhow::Result<()> {
-    let channel = amqp.conn.create_channel().await?;
-    channel
-        .basic_qos(CONSUME_PREFETCH, BasicQosOptions::default())
-        .await?;
-    let cpu = common::CpuTimes::now();
+    let cpu = resources::CpuTimes::now();
     let started = Instant::now();
-    let mut consumer = channel
-        .basic_consume(
-            queue.into(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
+    let (channel, mut consumer) = amqp.consume(queue, CONSUME_PREFETCH).await?;
     let mut count = 0u64;
     while count < n {
         let delivery = consumer
@@ -385,7 +368,7 @@ async fn measure_pg_upsert(opts: &Opts) -> anyhow::Result<Summary> {
                 .await
                 .context("connecting to the ceiling database")?;
             sqlx::raw_sql(PG_SCHEMA).execute(&mut conn).await?;
-            let seed = Uuid::new_v4();
+            let namespace = Uuid::new_v4();
             let n = opts.ceiling_messages as u64;
             let mut rates = Vec::new();
             for _ in 0..opts.rounds {
@@ -395,7 +378,7 @@ async fn measure_pg_upsert(opts: &Opts) -> anyhow::Result<Summary> {
                 let now = Utc::now();
                 let events: Vec<(String, Uuid, Uuid)> = (0..n)
                     .map(|i| {
-                        let (c, v) = common::pair(seed, i % opts.tracker_pairs);
+                        let (c, v) = events::pair(namespace, i % opts.tracker_pairs);
                         (Uuid::new_v4().to_string(), c, v)
                     })
                     .collect();

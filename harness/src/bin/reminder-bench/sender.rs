@@ -1,11 +1,11 @@
-//! `sender` (issue 4): one real sender (`reminder::sender::Sender`) against the mock Cloud API
+//! `sender`: one real sender (`reminder::sender::Sender`) against the mock Cloud API
 //! answering after 100 ms.
 //!
 //! 1. Throughput: each round queues N `maintenance.due`, starts the sender and times it until
 //!    N outcome events are in the tracker queue; the ceiling is the provider client alone
 //!    (the same HTTP client and request bodies, same concurrency, no database or broker).
 //! 2. Rate limit: with `whatsapp.max_per_second = 80` the sender runs a fixed time over a
-//!    backlog; the mock's arrival times give the measured rate and the most sends seen in any
+//!    backlog; the mock's arrival times give the rate it saw and the most sends seen in any
 //!    one-second window.
 
 use std::sync::Arc;
@@ -16,14 +16,17 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::ceilings::Ceilings;
-use crate::common::{self, Amqp, BenchEnv, Opts, guarded};
+use crate::env::{self, BenchEnv, guarded};
 use crate::floor;
-use crate::mock_provider::MockCloudApi;
+use crate::opts::Opts;
 use crate::report::{Row, Summary, Table, Target, Unit};
 use reminder::context::AppContext;
 use reminder::domain::events::MAINTENANCE_DUE;
 use reminder::sender::Sender;
 use reminder::sender::providers;
+use reminder_harness::amqp::Amqp;
+use reminder_harness::mock_provider::MockCloudApi;
+use reminder_harness::{events, wait};
 
 struct Figures {
     rates: Vec<f64>,
@@ -53,73 +56,67 @@ pub async fn run(opts: &Opts, _ceilings: &Ceilings) -> anyhow::Result<bool> {
     ));
     let provider = Summary::of(&f.provider_alone);
     t.row(
-        Row::new(
+        Row::of(
             format!(
                 "sends/s, {} reminders per round, no rate limit",
                 crate::report::thousands(opts.sends as f64)
             ),
-            Summary::of(&f.rates),
+            &f.rates,
             Unit::PerSec,
         )
         .vs("provider client alone", provider, Unit::PerSec)
         .target(Target::AtLeast(1000.0)),
     );
     t.row(
-        Row::new(
+        Row::of(
             "the sender's per-reminder statements alone (claim, record_sent; group commit)",
-            Summary::of(&f.db_alone),
+            &f.db_alone,
             Unit::PerSec,
         )
         .vs("provider client alone", provider, Unit::PerSec),
     );
-    t.row(
-        Row::new(
-            "provider calls per reminder",
-            Summary::of(&f.calls_per_reminder),
-            Unit::Count,
-        )
-        .target(Target::Exactly(1.0)),
-    );
+    t.row(Row::exactly(
+        "provider calls per reminder",
+        &f.calls_per_reminder,
+        1.0,
+    ));
     let limit = opts.rate_limit as f64;
     let configured = Summary::of(&[limit]);
     t.row(
-        Row::new(
+        Row::of(
             format!(
                 "sends/s with max_per_second = {}, {} s per round",
                 opts.rate_limit, opts.rate_seconds
             ),
-            Summary::of(&f.limited_rates),
+            &f.limited_rates,
             Unit::PerSec,
         )
         .vs("configured", configured, Unit::PerSec)
         .target(Target::Within(limit * 0.95, limit * 1.05)),
     );
     t.row(
-        Row::new(
+        Row::of(
             "most sends in any 1 s window (sliding)",
-            Summary::of(&f.max_sliding),
+            &f.max_sliding,
             Unit::Count,
         )
         .vs("configured", configured, Unit::Count)
         .target(Target::MaxAtMost(limit)),
     );
     t.row(
-        Row::new(
+        Row::of(
             "most sends in one clock second (fixed buckets)",
-            Summary::of(&f.max_fixed),
+            &f.max_fixed,
             Unit::Count,
         )
         .vs("configured", configured, Unit::Count)
         .target(Target::MaxAtMost(limit)),
     );
-    t.row(
-        Row::new(
-            "reminders sent twice (rate-limited rounds)",
-            Summary::of(&f.limited_dupes),
-            Unit::Count,
-        )
-        .target(Target::Exactly(0.0)),
-    );
+    t.row(Row::exactly(
+        "reminders sent twice (rate-limited rounds)",
+        &f.limited_dupes,
+        0.0,
+    ));
     t.note("throughput is timed from starting the sender on a full queue until every outcome event is confirmed in the tracker queue");
     t.note("sender.recipient_interval_ms = 0 and whatsapp.max_per_second = 0 in the throughput part (every reminder has its own number anyway)");
     t.print();
@@ -128,25 +125,12 @@ pub async fn run(opts: &Opts, _ceilings: &Ceilings) -> anyhow::Result<bool> {
 
 async fn measure(env: &BenchEnv, o: &Opts, mock: &MockCloudApi) -> anyhow::Result<Figures> {
     let mut settings = env.settings.clone();
-    BenchEnv::use_mock_cloud_api(&mut settings, &mock.url, o);
+    env::use_mock(&mut settings, mock, o);
     settings.sender.concurrency = o.sender_concurrency;
     settings.whatsapp.max_per_second = 0;
     settings.sender.recipient_interval_ms = 0;
-    let broker_shutdown = CancellationToken::new();
-    let _stop = broker_shutdown.clone().drop_guard();
-    let ctx = reminder::startup::connect(
-        settings.clone(),
-        "reminder-bench sender",
-        broker_shutdown.clone(),
-    )
-    .await?;
-    anyhow::ensure!(
-        ctx.broker.connection(&broker_shutdown).await.is_some(),
-        "no broker connection"
-    );
-    let amqp = Amqp::connect(&o.amqp_url).await?;
-    let topology = env.topology();
-    topology.declare(&amqp.channel).await?;
+    let connected = env::connect(env, &settings, "sender").await?;
+    let (ctx, amqp, topology) = (&connected.ctx, &connected.amqp, &connected.topology);
     let mut f = Figures {
         rates: vec![],
         provider_alone: vec![],
@@ -172,13 +156,13 @@ async fn measure(env: &BenchEnv, o: &Opts, mock: &MockCloudApi) -> anyhow::Resul
 
         // The sender.
         mock.reset();
-        queue_reminders(&amqp, env, n).await?;
+        queue_reminders(amqp, env, n).await?;
         let sender = Arc::new(Sender::new(ctx.clone(), provider.clone())?);
         let stop = CancellationToken::new();
         let started = Instant::now();
         let handle = tokio::spawn(sender.run(stop.clone()));
         let tracker_queue = topology.tracker_queue.clone();
-        common::poll(
+        wait::poll(
             "every outcome event",
             Duration::from_secs(600),
             Duration::from_millis(20),
@@ -212,7 +196,7 @@ async fn measure(env: &BenchEnv, o: &Opts, mock: &MockCloudApi) -> anyhow::Resul
         amqp.purge(&topology.tracker_queue).await?;
         mock.reset();
         let backlog = o.rate_limit as u64 * o.rate_seconds * 3 / 2 + o.sender_concurrency as u64;
-        queue_reminders(&amqp, env, backlog).await?;
+        queue_reminders(amqp, env, backlog).await?;
         let sender = Arc::new(Sender::new(limited_ctx.clone(), provider.clone())?);
         let stop = CancellationToken::new();
         let handle = tokio::spawn(sender.run(stop.clone()));
@@ -247,7 +231,7 @@ async fn queue_reminders(amqp: &Amqp, env: &BenchEnv, n: u64) -> anyhow::Result<
         MAINTENANCE_DUE,
         (0..n).map(|i| {
             let id = Uuid::new_v4().to_string();
-            let body = common::due_event(&id, i, now, due);
+            let body = events::due_event(&id, i, now, due);
             (id, body)
         }),
         1000,
