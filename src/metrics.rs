@@ -90,6 +90,9 @@ pub struct Metrics {
     pub send_retries: Family<ProviderLabels, Counter>,
     pub send_duration: HistogramFamily<ProviderLabels>,
     pub duplicates_suppressed: Counter,
+    /// Reminders whose provider call lost its answer, settled after their wait: `reconciled`
+    /// (a delivery status named them: recorded sent) or `retried`.
+    pub unknown_outcomes: Family<OutcomeLabels, Counter>,
     pub dead_lettered: Family<DeadLabels, Counter>,
     pub tracker_batch_size: Histogram,
     pub tracker_batch_duration: Histogram,
@@ -150,6 +153,12 @@ impl Metrics {
             "reminder_duplicate_reminders",
             "maintenance.due deliveries already sent or failed: outcome re-published, nothing sent",
             duplicates_suppressed.clone(),
+        );
+        let unknown_outcomes = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "reminder_unknown_outcomes",
+            "Reminders whose provider answer was lost, settled after waiting for a status: reconciled or retried",
+            unknown_outcomes.clone(),
         );
         let dead_lettered = Family::<DeadLabels, Counter>::default();
         registry.register(
@@ -238,6 +247,7 @@ impl Metrics {
             send_retries,
             send_duration,
             duplicates_suppressed,
+            unknown_outcomes,
             dead_lettered,
             tracker_batch_size,
             tracker_batch_duration,
@@ -281,12 +291,23 @@ impl Metrics {
     /// first event: `rate()`/`increase()` then see the first increment, and an alert such as
     /// `increase(reminder_dead_lettered_total[10m]) > 0` fires on the first dead letter.
     pub fn init_sender(&self, provider: &'static str) {
-        for outcome in ["sent", "transient_error", "permanent_error", "gave_up"] {
+        for outcome in [
+            "sent",
+            "transient_error",
+            "permanent_error",
+            "gave_up",
+            "unknown",
+        ] {
             let _ = self.sends.get_or_create(&SendLabels { provider, outcome });
         }
         let _ = self
             .send_retries
             .get_or_create(&ProviderLabels { provider });
+        for outcome in ["reconciled", "retried"] {
+            let _ = self
+                .unknown_outcomes
+                .get_or_create(&OutcomeLabels { outcome });
+        }
         for outcome in ["sent", "failed", "retry", "dead_lettered", "error"] {
             let _ = self.events_consumed.get_or_create(&ConsumedLabels {
                 role: "sender",

@@ -6,6 +6,10 @@ use std::str::FromStr;
 use super::{ConfigError, ProviderKind, Settings, invalid};
 use crate::domain::{CountryCode, MessageTemplate};
 
+/// The longest wait for a status after a lost answer: a day. A reminder held longer would
+/// reach the customer too late to matter.
+const MAX_UNKNOWN_OUTCOME_WAIT_SECS: u64 = 86_400;
+
 impl Settings {
     /// Checks everything serde cannot: formats, ranges and combinations.
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -84,6 +88,12 @@ impl Settings {
         }
         if self.whatsapp.request_timeout_ms == 0 {
             return Err(invalid("whatsapp.request_timeout_ms", "must be positive"));
+        }
+        if self.whatsapp.unknown_outcome_wait_secs > MAX_UNKNOWN_OUTCOME_WAIT_SECS {
+            return Err(invalid(
+                "whatsapp.unknown_outcome_wait_secs",
+                format!("must be between 0 and {MAX_UNKNOWN_OUTCOME_WAIT_SECS}"),
+            ));
         }
         MessageTemplate::parse(&self.whatsapp.message_template)
             .map_err(|e| invalid("whatsapp.message_template", e))?;
@@ -217,5 +227,16 @@ mod tests {
         s.whatsapp.cloud_api.phone_number_id = "123".into();
         let err = s.validate().unwrap_err().to_string();
         assert!(err.contains("whatsapp.cloud_api.access_token"), "{err}");
+    }
+
+    #[test]
+    fn an_overlong_unknown_outcome_wait_names_its_key() {
+        let mut s = Settings::defaults();
+        assert_eq!(s.whatsapp.unknown_outcome_wait_secs, 0);
+        s.whatsapp.unknown_outcome_wait_secs = 86_400;
+        s.validate().unwrap();
+        s.whatsapp.unknown_outcome_wait_secs = 86_401;
+        let err = s.validate().unwrap_err().to_string();
+        assert!(err.contains("whatsapp.unknown_outcome_wait_secs"), "{err}");
     }
 }

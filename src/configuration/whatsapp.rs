@@ -12,6 +12,9 @@ pub struct WhatsappSettings {
     pub max_per_second: u32,
     pub max_attempts: u32,
     pub request_timeout_ms: u64,
+    /// How long a reminder whose provider call may have gone out without an answer waits for
+    /// a status webhook naming it before it is tried again; 0 retries it at once.
+    pub unknown_outcome_wait_secs: u64,
     /// Speak HTTP/2 from the first byte to an `http://` provider URL (h2c). `https://` URLs
     /// negotiate HTTP/2 by ALPN without it (with it, they offer HTTP/2 alone).
     pub http2_prior_knowledge: bool,

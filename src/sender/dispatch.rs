@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
-use super::providers::OutboundMessage;
+use super::providers::{OutboundMessage, RequestFate};
 use super::{DEFER_THRESHOLD_MS, ROLE, Sender};
 use crate::db::dispatch::{self, Claim, DispatchRecord, DispatchStatus};
 use crate::db::retry::DbError;
@@ -31,7 +31,8 @@ pub(super) enum Next {
         duplicate: bool,
     },
     /// Park the message for `delay`, then ack. `outcome` is the metric label: `retry` after a
-    /// transient error, `deferred` for a copy that arrived while the reminder was backing off.
+    /// transient error, `unknown` after a lost answer (waiting for a status), `deferred` for a
+    /// copy that arrived while the reminder was backing off.
     Retry {
         delay: Duration,
         outcome: &'static str,
@@ -78,8 +79,10 @@ impl Sender {
                     self.ctx.metrics.duplicates_suppressed.inc();
                     return Ok(Next::duplicate(record));
                 }
-                if record.status == DispatchStatus::Retrying
-                    && record.retry_in_ms > DEFER_THRESHOLD_MS
+                if matches!(
+                    record.status,
+                    DispatchStatus::Retrying | DispatchStatus::Unknown
+                ) && record.retry_in_ms > DEFER_THRESHOLD_MS
                 {
                     return Ok(self.defer(record.retry_in_ms));
                 }
@@ -125,6 +128,18 @@ impl Sender {
                     return Ok(self.defer(wait.as_millis() as i64));
                 }
                 Claim::NotYet { wait } => wait.max(Duration::from_millis(1)),
+                // The lost call's wait for a status is over: a status settles it, or it is
+                // retrying now and the next claim takes the next attempt.
+                Claim::Unknown { wait } if wait.is_zero() => {
+                    match self.reconcile(&event.id, shutdown).await? {
+                        Some(next) => return Ok(next),
+                        None => continue,
+                    }
+                }
+                Claim::Unknown { wait } if wait.as_millis() as i64 > DEFER_THRESHOLD_MS => {
+                    return Ok(self.defer(wait.as_millis() as i64));
+                }
+                Claim::Unknown { wait } => wait,
                 Claim::Exhausted(record) => {
                     // Only reachable when the last attempt's handler died mid-call (its outcome
                     // is unknown, so another call could send twice) or when max_attempts was
@@ -181,7 +196,7 @@ impl Sender {
     /// What to do after recording an attempt's outcome: publish the reminder's final outcome,
     /// or, when a newer attempt took over and is still under way, park this copy briefly; it
     /// comes back, waits for that attempt's lease and publishes its outcome.
-    fn settled(&self, record: DispatchRecord) -> Next {
+    pub(super) fn settled(&self, record: DispatchRecord) -> Next {
         if record.status.is_final() {
             Next::publish(record)
         } else {
@@ -221,6 +236,26 @@ impl Sender {
                     .db_retry(ROLE, shutdown, || {
                         self.writes
                             .record_sent(&event.id, &receipt.provider_message_id, sent_at)
+                    })
+                    .await?;
+                Ok(Next::publish(record))
+            }
+            // The provider may have sent it: wait for a status rather than risk a second send
+            // (on the last attempt too, since a status can still show it went out).
+            Err(e) if e.fate.may_have_reached() && !self.unknown_outcome_wait().is_zero() => {
+                self.count_send(provider, "unknown");
+                self.hold_unknown(&event.id, attempt, &e, shutdown).await
+            }
+            // Accepted without a readable id, and no status will be waited for: a retry could
+            // send twice, so it counts as sent.
+            Err(e) if e.fate == RequestFate::AcceptedUnreadable => {
+                self.count_send(provider, "sent");
+                tracing::warn!(error = %e.message, "accepted without a readable id; counted as sent");
+                let sent_at = Utc::now();
+                let record = self
+                    .ctx
+                    .db_retry(ROLE, shutdown, || {
+                        self.writes.record_sent(&event.id, "unknown", sent_at)
                     })
                     .await?;
                 Ok(Next::publish(record))

@@ -20,8 +20,9 @@
 //!
 //! `reminder_events_consumed_total{role="sender"}` outcomes: `sent`, `failed` (this delivery
 //! produced the outcome), `duplicate` (the reminder already had it: re-published, nothing
-//! sent), `retry` (parked after a transient error), `deferred` (a copy parked because its
-//! reminder is backing off), `dead_lettered`, `error` (requeued after a database error).
+//! sent), `retry` (parked after a transient error), `unknown` (parked after a lost answer to
+//! wait for a delivery status, see `unknown`), `deferred` (a copy parked because its reminder is
+//! backing off), `dead_lettered`, `error` (requeued after a database error).
 
 mod dispatch;
 pub mod outcome;
@@ -29,6 +30,7 @@ pub mod parking;
 pub mod providers;
 pub mod rate_limit;
 mod session;
+mod unknown;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -8,11 +8,15 @@
 //! - `sending` with an expired lease: the previous holder died during the call, so the outcome
 //!   is unknown; it claims the next attempt (the one documented window for a second send);
 //! - `retrying`: claims the next attempt once its back-off (`next_attempt_at`) has passed, and
-//!   is told how long to wait before that.
+//!   is told how long to wait before that;
+//! - `unknown`: the last call's answer was lost, so the provider may have sent it; it is never
+//!   claimed as such: once `next_attempt_at` has passed, a delivery status naming the reminder
+//!   makes it `sent`, and without one it becomes `retrying` (see `unknown`).
 //!
 //! Every time comparison is made by PostgreSQL (`now()`), so the clocks of sender hosts never
 //! matter.
 
+pub mod unknown;
 mod writes;
 
 use std::collections::HashMap;
@@ -35,6 +39,9 @@ pub enum DispatchStatus {
     Sending,
     /// The last attempt failed transiently; the next may start at `next_attempt_at`.
     Retrying,
+    /// The last call's request went out but its answer was lost; the reminder waits until
+    /// `next_attempt_at` for a delivery status before it is retried.
+    Unknown,
     /// Final: the provider accepted the message.
     Sent,
     /// Final: the message failed for good.
@@ -46,6 +53,7 @@ impl DispatchStatus {
         match self {
             DispatchStatus::Sending => "sending",
             DispatchStatus::Retrying => "retrying",
+            DispatchStatus::Unknown => "unknown",
             DispatchStatus::Sent => "sent",
             DispatchStatus::Failed => "failed",
         }
@@ -56,7 +64,7 @@ impl DispatchStatus {
         match self {
             DispatchStatus::Sent => Some(OutcomeStatus::Sent),
             DispatchStatus::Failed => Some(OutcomeStatus::Failed),
-            DispatchStatus::Sending | DispatchStatus::Retrying => None,
+            DispatchStatus::Sending | DispatchStatus::Retrying | DispatchStatus::Unknown => None,
         }
     }
 
@@ -71,7 +79,7 @@ impl fmt::Display for DispatchStatus {
     }
 }
 
-/// A `reminder_dispatch.status` that is none of the four the schema allows.
+/// A `reminder_dispatch.status` that is none of those the schema allows.
 #[derive(Debug, thiserror::Error)]
 #[error("unknown dispatch status {0:?}")]
 pub struct UnknownStatus(String);
@@ -82,6 +90,7 @@ impl TryFrom<String> for DispatchStatus {
         Ok(match value.as_str() {
             "sending" => DispatchStatus::Sending,
             "retrying" => DispatchStatus::Retrying,
+            "unknown" => DispatchStatus::Unknown,
             "sent" => DispatchStatus::Sent,
             "failed" => DispatchStatus::Failed,
             _ => return Err(UnknownStatus(value)),
@@ -124,6 +133,9 @@ pub enum Claim {
     NotYet { wait: Duration },
     /// Every attempt was used and the last one's outcome is unknown (its sender died mid-call).
     Exhausted(Box<DispatchRecord>),
+    /// The last call's answer was lost; its wait for a delivery status is over (`wait` zero)
+    /// or lasts this much longer.
+    Unknown { wait: Duration },
 }
 
 const COLUMNS: &str = "reminder_id, id_customer, id_vehicle, phone, customer_name, plate_number, \
@@ -222,6 +234,10 @@ pub async fn settle_claim(
     let ms = |n: i64| Duration::from_millis(n.max(1) as u64);
     Ok(match record.status {
         DispatchStatus::Sent | DispatchStatus::Failed => Claim::Done(Box::new(record)),
+        // Before the attempts check: a status may still show that the last attempt went out.
+        DispatchStatus::Unknown => Claim::Unknown {
+            wait: Duration::from_millis(record.retry_in_ms.max(0) as u64),
+        },
         // Someone holds the lease (possibly for the last attempt): wait for their outcome.
         DispatchStatus::Sending if record.lease_left_ms > 0 => Claim::Busy {
             wait: ms(record.lease_left_ms),

@@ -11,7 +11,8 @@ use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
 use super::{
-    OutboundMessage, Receipt, SendError, WhatsappProvider, is_transient_status, retry_after,
+    OutboundMessage, Receipt, RequestFate, SendError, WhatsappProvider, is_transient_status,
+    retry_after,
 };
 use crate::configuration::CloudApiSettings;
 
@@ -87,22 +88,25 @@ impl CloudApiClient {
             .map_err(|e| SendError::from_reqwest(&e))?;
         let status = response.status();
         let wait = retry_after(response.headers());
-        let body: Option<Value> = response.json().await.ok();
         if status.is_success() {
-            let id = body
-                .as_ref()
-                .and_then(|b| b.pointer("/messages/0/id"))
-                .and_then(Value::as_str);
-            return match id {
+            // Accepted, but without a readable id the outcome is uncertain: the sender decides
+            // (counted as sent with id "unknown", or held until a status webhook names it).
+            let unreadable = |why: String| {
+                SendError::transient("bad_response", format!("unreadable 2xx answer: {why}"))
+                    .with_fate(RequestFate::AcceptedUnreadable)
+            };
+            let body: Value = response
+                .json()
+                .await
+                .map_err(|e| unreadable(e.to_string()))?;
+            return match body.pointer("/messages/0/id").and_then(Value::as_str) {
                 Some(id) => Ok(Receipt {
                     provider_message_id: id.to_string(),
                 }),
-                // Accepted but unreadable: retrying could send twice, so it counts as sent.
-                None => Ok(Receipt {
-                    provider_message_id: "unknown".into(),
-                }),
+                None => Err(unreadable("no messages[0].id".into())),
             };
         }
+        let body: Option<Value> = response.json().await.ok();
         let mut error = classify(status.as_u16(), body.as_ref());
         error.retry_after = wait;
         Err(error)

@@ -7,7 +7,8 @@ use futures::future::BoxFuture;
 use serde_json::Value;
 
 use super::{
-    OutboundMessage, Receipt, SendError, WhatsappProvider, is_transient_status, retry_after,
+    OutboundMessage, Receipt, RequestFate, SendError, WhatsappProvider, is_transient_status,
+    retry_after,
 };
 use crate::configuration::FonnteSettings;
 
@@ -61,8 +62,10 @@ impl FonnteClient {
         }
         // A 2xx whose body is not Fonnte's JSON came from something in front of Fonnte (a proxy,
         // a maintenance page), not from Fonnte accepting the message: worth another try.
+        // It may also have been Fonnte's answer, cut short: the message may have gone out.
         let body: Value = response.json().await.map_err(|e| {
             SendError::transient("bad_response", format!("unreadable Fonnte response: {e}"))
+                .with_fate(RequestFate::AnswerLost)
         })?;
         if body.get("status").and_then(Value::as_bool) == Some(true) {
             let id = match body.pointer("/id/0") {
