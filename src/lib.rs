@@ -19,8 +19,9 @@
 //!   topology, confirmed publishing, and the consume loop the consuming roles share), `context`
 //!   (what the roles of one process share);
 //! - roles: `producer` (the scan publishing `maintenance.due`), `sender` (sends reminders and
-//!   publishes their outcome), `tracker` (counts outcomes into the report), `api` (the
-//!   read-only HTTP API and dashboard);
+//!   publishes their outcome), `tracker` (counts outcomes into the report and records delivery
+//!   statuses and replies), `api` (the read-only HTTP API and dashboard), `webhook` (hears the
+//!   provider's statuses and customers' replies and publishes them as events);
 //! - process: `startup` (builds and runs any mix of roles), `commands` (the command line), and
 //!   `allocator` (the allocator every binary ships).
 
@@ -37,6 +38,7 @@ pub mod api;
 pub mod producer;
 pub mod sender;
 pub mod tracker;
+pub mod webhook;
 
 pub mod allocator;
 pub mod commands;
