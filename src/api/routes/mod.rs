@@ -11,5 +11,6 @@ pub mod messages;
 pub mod metrics;
 pub mod openapi;
 pub mod over_reminded;
+pub mod replies;
 pub mod report;
 pub mod statistics;
