@@ -361,10 +361,9 @@ impl Metrics {
     pub fn init_webhook(&self, outcomes: &[&'static str]) {
         for provider in ["cloud_api", "fonnte"] {
             for outcome in outcomes {
-                let _ = self.webhook_requests.get_or_create(&WebhookLabels {
-                    provider,
-                    outcome,
-                });
+                let _ = self
+                    .webhook_requests
+                    .get_or_create(&WebhookLabels { provider, outcome });
             }
         }
         self.init_published(&["message.status", "reply.received", "consent.changed"]);

@@ -101,11 +101,9 @@ impl Application {
         let webhook_bind = settings.webhook.socket_addr()?;
         let roles = Role::expand(roles, webhook_bind.is_some());
         let webhook_listener = if roles.contains(&Role::Webhook) {
-            let addr = webhook_bind.ok_or_else(|| {
-                crate::configuration::ConfigError::Invalid {
-                    key: "webhook.bind",
-                    message: "must be set to run the webhook role".into(),
-                }
+            let addr = webhook_bind.ok_or_else(|| crate::configuration::ConfigError::Invalid {
+                key: "webhook.bind",
+                message: "must be set to run the webhook role".into(),
             })?;
             Some(
                 TcpListener::bind(addr)

@@ -246,7 +246,10 @@ pub(super) fn req_text(d: &Map<String, Value>, field: &'static str) -> Result<St
     opt_text(d, field)?.ok_or(EventError::MissingField(field))
 }
 
-pub(super) fn opt_text(d: &Map<String, Value>, field: &'static str) -> Result<Option<String>, EventError> {
+pub(super) fn opt_text(
+    d: &Map<String, Value>,
+    field: &'static str,
+) -> Result<Option<String>, EventError> {
     let text = opt_long_text(d, field)?;
     if let Some(t) = &text
         && t.chars().count() > MAX_TEXT
@@ -312,7 +315,10 @@ fn req_date(d: &Map<String, Value>, field: &'static str) -> Result<NaiveDate, Ev
     })
 }
 
-pub(super) fn req_time(d: &Map<String, Value>, field: &'static str) -> Result<DateTime<Utc>, EventError> {
+pub(super) fn req_time(
+    d: &Map<String, Value>,
+    field: &'static str,
+) -> Result<DateTime<Utc>, EventError> {
     let s = req_str(d, field)?;
     DateTime::parse_from_rfc3339(s.trim())
         .map(|t| t.with_timezone(&Utc))

@@ -5,9 +5,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use super::cloud_event::{EventError, IncomingEvent};
-use super::events::{
-    MESSAGE_STATUS, REPLY_RECEIVED, opt_long_text, opt_text, req_text, req_time,
-};
+use super::events::{MESSAGE_STATUS, REPLY_RECEIVED, opt_long_text, opt_text, req_text, req_time};
 use super::phone_number::PhoneNumber;
 use super::webhook::{DeliveryStatus, ReplyType};
 
@@ -183,8 +181,8 @@ mod tests {
     fn a_reply_needs_a_phone_and_keeps_blank_text_as_none() {
         let data = serde_json::json!({"provider": "cloud_api", "provider_message_id": "wamid.R",
             "phone": "6281234567890", "type": "text", "text": "  ", "at": "2026-01-01T00:00:00Z"});
-        let r = ReplyReceived::from_event(&incoming(REPLY_RECEIVED, "e".into(), data.clone()))
-            .unwrap();
+        let r =
+            ReplyReceived::from_event(&incoming(REPLY_RECEIVED, "e".into(), data.clone())).unwrap();
         assert_eq!(r.text, None);
         assert_eq!(r.reply_type, ReplyType::Text);
         let mut bad = data;

@@ -36,7 +36,9 @@ pub enum Tracked {
 impl Tracked {
     pub fn parse(event: IncomingEvent) -> Result<Tracked, EventError> {
         match event.ty.as_str() {
-            MESSAGE_SENT | MESSAGE_FAILED => MessageOutcome::from_event(&event).map(Tracked::Outcome),
+            MESSAGE_SENT | MESSAGE_FAILED => {
+                MessageOutcome::from_event(&event).map(Tracked::Outcome)
+            }
             MESSAGE_STATUS => MessageStatus::from_event(&event).map(Tracked::Status),
             REPLY_RECEIVED => ReplyReceived::from_event(&event).map(Tracked::Reply),
             CONSENT_CHANGED => Ok(Tracked::Consent(event)),
@@ -168,9 +170,7 @@ impl Tracker {
         _shutdown: &CancellationToken,
     ) -> Result<(), HandleError> {
         if !items.is_empty() {
-            self.ctx
-                .metrics
-                .consumed(ROLE, CONSENT_CHANGED, "ignored");
+            self.ctx.metrics.consumed(ROLE, CONSENT_CHANGED, "ignored");
         }
         Ok(())
     }

@@ -183,7 +183,10 @@ pub fn router(ctx: AppContext, shutdown: CancellationToken) -> anyhow::Result<Ro
         );
     }
     if fonnte {
-        router = router.route("/webhooks/fonnte/{token}", post(routes::fonnte_notification));
+        router = router.route(
+            "/webhooks/fonnte/{token}",
+            post(routes::fonnte_notification),
+        );
     }
     Ok(router
         .fallback(routes::not_found)

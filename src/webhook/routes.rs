@@ -76,7 +76,12 @@ impl Outcome {
 }
 
 /// Counts the request and answers with the outcome's status and a JSON body.
-fn answer(state: &WebhookState, provider: &'static str, outcome: Outcome, message: &str) -> Response {
+fn answer(
+    state: &WebhookState,
+    provider: &'static str,
+    outcome: Outcome,
+    message: &str,
+) -> Response {
     count(state, provider, outcome);
     let body = if outcome == Outcome::Accepted {
         json!({"status": "accepted", "message": message})
@@ -105,7 +110,10 @@ pub async fn meta_handshake(
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     let expected = state.ctx.settings.whatsapp.cloud_api.verify_token.expose();
-    let given = query.get("hub.verify_token").map(String::as_str).unwrap_or("");
+    let given = query
+        .get("hub.verify_token")
+        .map(String::as_str)
+        .unwrap_or("");
     let subscribe = query.get("hub.mode").map(String::as_str) == Some("subscribe");
     match query.get("hub.challenge") {
         Some(challenge) if subscribe && verify_token_matches(expected, given) => {
@@ -161,9 +169,7 @@ pub async fn fonnte_notification(
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
-    let parsed = fonnte::parse(&body, content_type, Utc::now(), |raw| {
-        state.normalise(raw)
-    });
+    let parsed = fonnte::parse(&body, content_type, Utc::now(), |raw| state.normalise(raw));
     publish(&state, FONNTE, parsed.map_err(|e| e.to_string())).await
 }
 
@@ -184,7 +190,12 @@ fn rejected(state: &WebhookState, provider: &'static str, rejection: BytesReject
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         answer(state, provider, Outcome::TooLarge, "the body is over 1 MiB")
     } else {
-        answer(state, provider, Outcome::BadRequest, "the body could not be read")
+        answer(
+            state,
+            provider,
+            Outcome::BadRequest,
+            "the body could not be read",
+        )
     }
 }
 
@@ -212,7 +223,12 @@ async fn publish(
         }
         Err(e) => {
             tracing::warn!(provider, error = %e, events = parsed.reports.len(), "could not publish a webhook's events; answering 503");
-            answer(state, provider, Outcome::Unavailable, "the broker is unavailable; retry")
+            answer(
+                state,
+                provider,
+                Outcome::Unavailable,
+                "the broker is unavailable; retry",
+            )
         }
     }
 }

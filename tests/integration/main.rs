@@ -13,3 +13,4 @@ mod providers;
 mod report_order;
 mod sender;
 mod tracker;
+mod webhook;

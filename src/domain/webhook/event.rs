@@ -95,8 +95,8 @@ fn name_bytes(parts: &[String]) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use super::super::report::{DeliveryStatus, Provider, ReplyType};
+    use super::*;
 
     const NS: Uuid = Uuid::from_u128(0x4f1c_2b7e_93d5_4a60_8e2f_6a1b_0c9d_7e35);
 

@@ -2,10 +2,10 @@
 
 use chrono::{DateTime, Utc};
 
-use super::parse;
 use super::super::report::{
     DeliveryStatus, Parsed, Provider, ReplyReport, ReplyType, Report, StatusReport, digits_only,
 };
+use super::parse;
 
 const JSON: Option<&str> = Some("application/json");
 const FORM: Option<&str> = Some("application/x-www-form-urlencoded");

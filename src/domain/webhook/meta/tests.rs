@@ -6,11 +6,11 @@
 
 use chrono::{DateTime, Utc};
 
-use super::parse;
 use super::super::report::{
     ConsentReport, DeliveryStatus, Parsed, Provider, ReplyReport, ReplyType, Report, StatusReport,
     digits_only,
 };
+use super::parse;
 
 const W1: &str = "wamid.HBgNNjI4MTIzNDU2Nzg5MBUCABEYEkE3QzE5RjJCMDBEMTRBOEU1RgA=";
 const W2: &str = "wamid.HBgNNjI4MTIzNDU2Nzg5MBUCABEYEjNFQjBDNEQyRjFBOUI4N0UyMQA=";
