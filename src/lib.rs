@@ -19,9 +19,10 @@
 //!   topology, confirmed publishing, and the consume loop the consuming roles share), `context`
 //!   (what the roles of one process share);
 //! - roles: `producer` (the scan publishing `maintenance.due`), `sender` (sends reminders and
-//!   publishes their outcome), `tracker` (counts outcomes into the report), `api` (the
-//!   read-only HTTP API and dashboard), `reporting` (the monthly management report, the
-//!   never-reminded list, and the retention of the message history);
+//!   publishes their outcome), `tracker` (counts outcomes into the report and records delivery
+//!   statuses and replies), `api` (the read-only HTTP API and dashboard), `webhook` (hears the
+//!   provider's statuses and customers' replies and publishes them as events), `reporting` (the
+//!   monthly management report, the never-reminded list, and the retention of the message history);
 //! - process: `startup` (builds and runs any mix of roles), `commands` (the command line), and
 //!   `allocator` (the allocator every binary ships).
 
@@ -39,6 +40,7 @@ pub mod producer;
 pub mod reporting;
 pub mod sender;
 pub mod tracker;
+pub mod webhook;
 
 pub mod allocator;
 pub mod commands;

@@ -35,6 +35,18 @@ pub struct ProviderLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProviderStatusLabels {
+    pub provider: String,
+    pub status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookLabels {
+    pub provider: &'static str,
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DeadLabels {
     pub role: &'static str,
     pub reason: String,
@@ -107,6 +119,10 @@ pub struct Metrics {
     pub broker_blocked: Gauge,
     pub http_requests: Family<RouteStatusLabels, Counter>,
     pub http_request_duration: HistogramFamily<RouteLabels>,
+    pub webhook_requests: Family<WebhookLabels, Counter>,
+    pub statuses: Family<ProviderStatusLabels, Counter>,
+    pub statuses_unmatched: Counter,
+    pub replies: Counter,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -239,6 +255,30 @@ impl Metrics {
             "HTTP request duration, by route",
             http_request_duration.clone(),
         );
+        let webhook_requests = Family::<WebhookLabels, Counter>::default();
+        registry.register(
+            "reminder_webhook_requests",
+            "Provider webhook requests, by provider and outcome",
+            webhook_requests.clone(),
+        );
+        let statuses = Family::<ProviderStatusLabels, Counter>::default();
+        registry.register(
+            "reminder_statuses",
+            "Delivery statuses recorded for the first time, by provider and status",
+            statuses.clone(),
+        );
+        let statuses_unmatched = Counter::default();
+        registry.register(
+            "reminder_statuses_unmatched",
+            "Statuses for messages reminder has no record of sending",
+            statuses_unmatched.clone(),
+        );
+        let replies = Counter::default();
+        registry.register(
+            "reminder_replies",
+            "Customer replies recorded for the first time",
+            replies.clone(),
+        );
         Arc::new(Metrics {
             registry,
             events_published,
@@ -261,6 +301,10 @@ impl Metrics {
             broker_blocked,
             http_requests,
             http_request_duration,
+            webhook_requests,
+            statuses,
+            statuses_unmatched,
+            replies,
         })
     }
 
@@ -334,8 +378,21 @@ impl Metrics {
             r#type: "any".into(),
             outcome: "duplicate",
         });
+        let _ = self.replies.get();
         self.init_dead_letters("tracker", &["database_rejected"]);
         self.init_database("tracker");
+    }
+
+    /// Creates the webhook role's series at zero when it starts (see `init_sender`).
+    pub fn init_webhook(&self, outcomes: &[&'static str]) {
+        for provider in ["cloud_api", "fonnte"] {
+            for outcome in outcomes {
+                let _ = self
+                    .webhook_requests
+                    .get_or_create(&WebhookLabels { provider, outcome });
+            }
+        }
+        self.init_published(&["message.status", "reply.received", "consent.changed"]);
     }
 
     fn init_published(&self, types: &[&str]) {

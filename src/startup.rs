@@ -29,16 +29,28 @@ pub enum Role {
     Tracker,
     /// The read-only HTTP API and dashboard.
     Api,
+    /// Hears the provider's delivery statuses and customers' replies (`webhook.bind`).
+    Webhook,
 }
 
 impl Role {
-    /// Expands `all` (and an empty list) into the four roles, without duplicates.
-    pub fn expand(roles: &[Role]) -> Vec<Role> {
-        let all = [Role::Producer, Role::Sender, Role::Tracker, Role::Api];
+    /// Expands `all` (and an empty list) into every role, without duplicates; `all` includes
+    /// the webhook role only when `webhook_on` (`webhook.bind` is set).
+    pub fn expand(roles: &[Role], webhook_on: bool) -> Vec<Role> {
+        let every = [
+            Role::Producer,
+            Role::Sender,
+            Role::Tracker,
+            Role::Api,
+            Role::Webhook,
+        ];
         if roles.is_empty() || roles.contains(&Role::All) {
-            return all.to_vec();
+            return every
+                .into_iter()
+                .filter(|r| *r != Role::Webhook || webhook_on || roles.contains(r))
+                .collect();
         }
-        all.into_iter().filter(|r| roles.contains(r)).collect()
+        every.into_iter().filter(|r| roles.contains(r)).collect()
     }
     pub fn name(self) -> &'static str {
         match self {
@@ -47,6 +59,7 @@ impl Role {
             Role::Sender => "sender",
             Role::Tracker => "tracker",
             Role::Api => "api",
+            Role::Webhook => "webhook",
         }
     }
 }
@@ -78,6 +91,7 @@ pub struct Application {
     ctx: AppContext,
     roles: Vec<Role>,
     listener: Option<TcpListener>,
+    webhook_listener: Option<TcpListener>,
     /// `http.metrics_bind`, for a process without the api role.
     operations_listener: Option<TcpListener>,
     broker_shutdown: CancellationToken,
@@ -85,7 +99,21 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings, roles: &[Role]) -> anyhow::Result<Application> {
-        let roles = Role::expand(roles);
+        let webhook_bind = settings.webhook.socket_addr()?;
+        let roles = Role::expand(roles, webhook_bind.is_some());
+        let webhook_listener = if roles.contains(&Role::Webhook) {
+            let addr = webhook_bind.ok_or_else(|| crate::configuration::ConfigError::Invalid {
+                key: "webhook.bind",
+                message: "must be set to run the webhook role".into(),
+            })?;
+            Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} (webhook.bind)"))?,
+            )
+        } else {
+            None
+        };
         let listener = if roles.contains(&Role::Api) {
             settings.http.check_public_token()?;
             let addr = settings.http.socket_addr()?;
@@ -117,9 +145,18 @@ impl Application {
             ctx,
             roles,
             listener,
+            webhook_listener,
             operations_listener,
             broker_shutdown,
         })
+    }
+
+    /// The port the webhook role listens on, when it runs.
+    pub fn webhook_port(&self) -> Option<u16> {
+        self.webhook_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+            .map(|a| a.port())
     }
 
     pub fn context(&self) -> &AppContext {
@@ -149,6 +186,7 @@ impl Application {
             ctx,
             roles,
             mut listener,
+            mut webhook_listener,
             operations_listener,
             broker_shutdown,
         } = self;
@@ -186,6 +224,14 @@ impl Application {
                     tasks.spawn(
                         async move { (role, crate::api::serve(ctx, listener, shutdown).await) },
                     );
+                }
+                Role::Webhook => {
+                    let listener = webhook_listener
+                        .take()
+                        .context("the webhook listener was not bound")?;
+                    tasks.spawn(async move {
+                        (role, crate::webhook::serve(ctx, listener, shutdown).await)
+                    });
                 }
                 Role::All => unreachable!("expanded"),
             }

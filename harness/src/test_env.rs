@@ -73,11 +73,13 @@ impl TestEnv {
             .expect("the application starts");
         let ctx = app.context().clone();
         let port = app.port();
+        let webhook = app.webhook_port().map(|p| format!("http://127.0.0.1:{p}"));
         let shutdown = CancellationToken::new();
         let handle = tokio::spawn(app.run(shutdown.clone()));
         TestApp {
             ctx,
             address: port.map(|p| format!("http://127.0.0.1:{p}")),
+            webhook,
             http: reqwest::Client::new(),
             shutdown,
             handle: Some(handle),
@@ -120,6 +122,8 @@ impl Drop for TestEnv {
 pub struct TestApp {
     pub ctx: AppContext,
     pub address: Option<String>,
+    /// The webhook role's listener, when it runs.
+    pub webhook: Option<String>,
     pub http: reqwest::Client,
     pub shutdown: CancellationToken,
     handle: Option<JoinHandle<anyhow::Result<()>>>,

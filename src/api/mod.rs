@@ -81,6 +81,7 @@ fn routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(statistics::statistics))
         .routes(routes!(messages::messages))
         .routes(routes!(daily::daily))
+        .routes(routes!(replies::replies))
         .routes(routes!(over_reminded::over_reminded))
         .routes(routes!(never_reminded::never_reminded))
         .routes(routes!(monthly::monthly_pdf))

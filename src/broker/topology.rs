@@ -5,6 +5,7 @@
 //!  {exchange} (topic) --maintenance.due--> {prefix}sender --(rejected / delivery limit)--+
 //!                     --message.sent----> {prefix}tracker --(rejected / delivery limit)--+
 //!                     --message.failed--> {prefix}tracker                                |
+//!                     --message.status, reply.received, consent.changed--> {prefix}tracker |
 //!  {exchange}.dead (fanout) <------------- and reminder's own dead-lettering with reason -+
 //!        +--> {prefix}dead
 //!  {prefix}sender.retry.{ms}ms  (TTL queues; expired messages go back to {prefix}sender)
@@ -22,7 +23,9 @@ use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{Channel, ExchangeKind};
 
 use crate::configuration::{AmqpSettings, QueueType};
-use crate::domain::events::{MAINTENANCE_DUE, MESSAGE_FAILED, MESSAGE_SENT};
+use crate::domain::events::{
+    CONSENT_CHANGED, MAINTENANCE_DUE, MESSAGE_FAILED, MESSAGE_SENT, MESSAGE_STATUS, REPLY_RECEIVED,
+};
 
 pub const SENDER: &str = "sender";
 pub const TRACKER: &str = "tracker";
@@ -110,7 +113,16 @@ impl Topology {
             .await?;
         for (queue, keys) in [
             (&self.sender_queue, &[MAINTENANCE_DUE][..]),
-            (&self.tracker_queue, &[MESSAGE_SENT, MESSAGE_FAILED][..]),
+            (
+                &self.tracker_queue,
+                &[
+                    MESSAGE_SENT,
+                    MESSAGE_FAILED,
+                    MESSAGE_STATUS,
+                    REPLY_RECEIVED,
+                    CONSENT_CHANGED,
+                ][..],
+            ),
         ] {
             let mut args = self.work_arguments();
             args.insert(

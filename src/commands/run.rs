@@ -7,7 +7,8 @@ use crate::startup::{self, Application, Role};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Roles to run: all, producer, sender, tracker, api (several allowed).
+    /// Roles to run: all, producer, sender, tracker, api, webhook (several allowed; `all` runs the
+    /// webhook role only when `webhook.bind` is set).
     #[arg(value_enum, value_name = "ROLE")]
     pub roles: Vec<Role>,
 }

@@ -27,6 +27,7 @@ pub use secret::Secret;
 pub use services::{AmqpSettings, DatabaseSettings, QueueType};
 pub use serving::{
     AlertSettings, HttpSettings, LogFormat, RetentionSettings, RuntimeSettings, TelemetrySettings,
+    WebhookSettings,
 };
 pub use whatsapp::{CloudApiSettings, FonnteSettings, ProviderKind, WhatsappSettings};
 
@@ -89,6 +90,7 @@ pub struct Settings {
     pub tracker: TrackerSettings,
     pub whatsapp: WhatsappSettings,
     pub http: HttpSettings,
+    pub webhook: WebhookSettings,
     pub alerts: AlertSettings,
     pub retention: RetentionSettings,
     pub telemetry: TelemetrySettings,
@@ -215,7 +217,13 @@ mod tests {
         let mut s = Settings::defaults();
         s.whatsapp.cloud_api.access_token = Secret::new("EAAG-very-secret");
         s.http.api_token = Secret::new("dashboard-token");
+        s.whatsapp.cloud_api.app_secret = Secret::new("meta-app-secret");
+        s.whatsapp.cloud_api.verify_token = Secret::new("hub-verify");
+        s.whatsapp.fonnte.webhook_token = Secret::new("fonnte-path");
         let printed = format!("{s:?}");
+        for secret in ["meta-app-secret", "hub-verify", "fonnte-path"] {
+            assert!(!printed.contains(secret), "{secret}");
+        }
         assert!(!printed.contains("very-secret"));
         assert!(!printed.contains("dashboard-token"));
     }

@@ -22,6 +22,28 @@ pub struct HttpSettings {
     pub db_connections: u32,
 }
 
+/// The `webhook` section: where the internet-facing webhook role listens.
+#[derive(Debug, Clone, Deserialize)]
+pub struct WebhookSettings {
+    pub bind: String,
+}
+
+impl WebhookSettings {
+    /// `webhook.bind`, or `None` when empty (the role is off).
+    pub fn socket_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        let bind = self.bind.trim();
+        if bind.is_empty() {
+            return Ok(None);
+        }
+        bind.parse().map(Some).map_err(|_| {
+            invalid(
+                "webhook.bind",
+                format!("not an address:port: {:?}", self.bind),
+            )
+        })
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct AlertSettings {
     pub window_days: u32,

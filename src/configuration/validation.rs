@@ -130,6 +130,7 @@ impl Settings {
         }
         self.http.socket_addr()?;
         self.http.metrics_socket_addr()?;
+        self.validate_webhook()?;
         if self.http.max_concurrent_requests == 0 {
             return Err(invalid(
                 "http.max_concurrent_requests",
@@ -144,6 +145,29 @@ impl Settings {
         }
         tracing_subscriber::EnvFilter::try_new(&self.telemetry.level)
             .map_err(|e| invalid("telemetry.level", e.to_string()))?;
+        Ok(())
+    }
+}
+
+impl Settings {
+    fn validate_webhook(&self) -> Result<(), ConfigError> {
+        let cloud = &self.whatsapp.cloud_api;
+        if !cloud.app_secret.is_empty() && cloud.verify_token.is_empty() {
+            return Err(invalid(
+                "whatsapp.cloud_api.verify_token",
+                "required when whatsapp.cloud_api.app_secret is set (Meta's subscription handshake)",
+            ));
+        }
+        if self.webhook.socket_addr()?.is_some()
+            && cloud.app_secret.is_empty()
+            && self.whatsapp.fonnte.webhook_token.is_empty()
+        {
+            return Err(invalid(
+                "webhook.bind",
+                "set, but no provider webhook is configured \
+                 (whatsapp.cloud_api.app_secret or whatsapp.fonnte.webhook_token)",
+            ));
+        }
         Ok(())
     }
 }

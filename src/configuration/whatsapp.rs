@@ -49,12 +49,15 @@ pub struct CloudApiSettings {
     pub access_token: Secret,
     pub template_name: String,
     pub template_language: String,
+    pub app_secret: Secret,
+    pub verify_token: Secret,
 }
 
 #[derive(Clone, Deserialize)]
 pub struct FonnteSettings {
     pub base_url: String,
     pub token: Secret,
+    pub webhook_token: Secret,
 }
 
 impl std::fmt::Debug for CloudApiSettings {
@@ -66,6 +69,8 @@ impl std::fmt::Debug for CloudApiSettings {
             .field("access_token", &self.access_token)
             .field("template_name", &self.template_name)
             .field("template_language", &self.template_language)
+            .field("app_secret", &self.app_secret)
+            .field("verify_token", &self.verify_token)
             .finish()
     }
 }
@@ -75,6 +80,7 @@ impl std::fmt::Debug for FonnteSettings {
         f.debug_struct("FonnteSettings")
             .field("base_url", &self.base_url)
             .field("token", &self.token)
+            .field("webhook_token", &self.webhook_token)
             .finish()
     }
 }

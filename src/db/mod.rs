@@ -3,6 +3,7 @@
 
 pub mod dispatch;
 pub mod group_commit;
+pub mod hearing;
 pub mod master_data;
 pub mod producer_runs;
 pub mod reports;

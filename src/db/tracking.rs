@@ -11,6 +11,9 @@
 //! the tracker's statement. A duplicate makes the plain insert fail as a whole (nothing of it
 //! commits), and the batch is then written again skipping ids seen before. Batches the broker
 //! redelivers, where duplicates are expected, skip straight to that.
+//!
+//! A sent message whose delivery statuses were heard before it (the provider's webhook can be
+//! faster than the sender's `message.sent`) starts with the state those statuses reached.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
@@ -35,11 +38,28 @@ pub struct Applied {
 const APPLY_BATCH: &str = r#"
 WITH logged AS (
     INSERT INTO message_log (event_id, reminder_id, id_customer, id_vehicle, status, provider,
-                             provider_message_id, error_code, error, attempts, at)
-    SELECT * FROM UNNEST(
+                             provider_message_id, error_code, error, attempts, at,
+                             delivery, delivered_at, read_at, delivery_error_code)
+    SELECT u.*, h.delivery, h.delivered_at, h.read_at, h.error_code
+    FROM UNNEST(
         $1::text[], $2::text[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[],
         $8::text[], $9::text[], $10::int[], $11::timestamptz[]
-    )
+    ) AS u(event_id, reminder_id, id_customer, id_vehicle, status, provider, provider_message_id,
+           error_code, error, attempts, at)
+    LEFT JOIN LATERAL (
+        SELECT CASE max(reminder_delivery_rank(s.status))
+                   WHEN 3 THEN 'read' WHEN 2 THEN 'delivered' WHEN 1 THEN 'failed'
+                   ELSE 'accepted' END AS delivery,
+               min(s.at) FILTER (WHERE s.status IN ('delivered', 'read')) AS delivered_at,
+               min(s.at) FILTER (WHERE s.status = 'read') AS read_at,
+               (array_agg(s.error_code ORDER BY s.at) FILTER (WHERE s.status = 'failed'))[1]
+                   AS error_code
+        FROM message_statuses s
+        WHERE u.status = 'sent'
+          AND (s.reminder_id = u.reminder_id
+               OR (s.provider_message_id = u.provider_message_id AND s.provider = u.provider))
+        HAVING count(*) > 0
+    ) h ON true
     {inbox}
     RETURNING id_customer, id_vehicle, status, at, error_code
 ),

@@ -1,6 +1,6 @@
-//! The three reminder events (`maintenance.due`, `message.sent`, `message.failed`) as typed
-//! payloads, validated at the boundary, and the deterministic event ids that make every stage
-//! idempotent.
+//! The reminder events (`maintenance.due`, `message.sent`, `message.failed`) as typed payloads,
+//! validated at the boundary, the routing keys of every event (the hearing-back events' data is
+//! in `hearing`), and the deterministic event ids that make every stage idempotent.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
@@ -13,10 +13,16 @@ use super::phone_number::{CountryCode, PhoneNumber};
 pub const MAINTENANCE_DUE: &str = "maintenance.due";
 pub const MESSAGE_SENT: &str = "message.sent";
 pub const MESSAGE_FAILED: &str = "message.failed";
+/// What the provider reported about a sent message (the webhook role publishes it).
+pub const MESSAGE_STATUS: &str = "message.status";
+/// A customer's message to the business (the webhook role publishes it).
+pub const REPLY_RECEIVED: &str = "reply.received";
+/// A phone number opted out or back in.
+pub const CONSENT_CHANGED: &str = "consent.changed";
 
 /// Namespace of every id reminder derives (UUID v5), so the same inputs give the same id on
 /// any replica, on any day the scan is repeated, and after any crash.
-const ID_NAMESPACE: Uuid = Uuid::from_u128(0x6c1f_0b9e_52a4_4d6e_9a57_3e0f_c3d2_7a10);
+pub(crate) const ID_NAMESPACE: Uuid = Uuid::from_u128(0x6c1f_0b9e_52a4_4d6e_9a57_3e0f_c3d2_7a10);
 
 /// The `maintenance.due` id for one vehicle, due date and scan date: a second scan on the same
 /// day, or a second producer replica, publishes the same id.
@@ -221,11 +227,11 @@ fn key(field: &'static str) -> &'static str {
     field.strip_prefix("data.").unwrap_or(field)
 }
 
-fn get<'a>(d: &'a Map<String, Value>, field: &'static str) -> Option<&'a Value> {
+pub(super) fn get<'a>(d: &'a Map<String, Value>, field: &'static str) -> Option<&'a Value> {
     d.get(key(field)).filter(|v| !v.is_null())
 }
 
-fn req_str(d: &Map<String, Value>, field: &'static str) -> Result<String, EventError> {
+pub(super) fn req_str(d: &Map<String, Value>, field: &'static str) -> Result<String, EventError> {
     match get(d, field) {
         None => Err(EventError::MissingField(field)),
         Some(Value::String(s)) => Ok(s.clone()),
@@ -236,11 +242,14 @@ fn req_str(d: &Map<String, Value>, field: &'static str) -> Result<String, EventE
     }
 }
 
-fn req_text(d: &Map<String, Value>, field: &'static str) -> Result<String, EventError> {
+pub(super) fn req_text(d: &Map<String, Value>, field: &'static str) -> Result<String, EventError> {
     opt_text(d, field)?.ok_or(EventError::MissingField(field))
 }
 
-fn opt_text(d: &Map<String, Value>, field: &'static str) -> Result<Option<String>, EventError> {
+pub(super) fn opt_text(
+    d: &Map<String, Value>,
+    field: &'static str,
+) -> Result<Option<String>, EventError> {
     let text = opt_long_text(d, field)?;
     if let Some(t) = &text
         && t.chars().count() > MAX_TEXT
@@ -254,7 +263,7 @@ fn opt_text(d: &Map<String, Value>, field: &'static str) -> Result<Option<String
 }
 
 /// A string that may be long (error texts are cut, not rejected).
-fn opt_long_text(
+pub(super) fn opt_long_text(
     d: &Map<String, Value>,
     field: &'static str,
 ) -> Result<Option<String>, EventError> {
@@ -290,7 +299,7 @@ fn error_text(d: &Map<String, Value>) -> Result<String, EventError> {
     }
 }
 
-fn req_uuid(d: &Map<String, Value>, field: &'static str) -> Result<Uuid, EventError> {
+pub(super) fn req_uuid(d: &Map<String, Value>, field: &'static str) -> Result<Uuid, EventError> {
     let s = req_str(d, field)?;
     Uuid::parse_str(s.trim()).map_err(|_| EventError::InvalidField {
         field,
@@ -306,7 +315,10 @@ fn req_date(d: &Map<String, Value>, field: &'static str) -> Result<NaiveDate, Ev
     })
 }
 
-fn req_time(d: &Map<String, Value>, field: &'static str) -> Result<DateTime<Utc>, EventError> {
+pub(super) fn req_time(
+    d: &Map<String, Value>,
+    field: &'static str,
+) -> Result<DateTime<Utc>, EventError> {
     let s = req_str(d, field)?;
     DateTime::parse_from_rfc3339(s.trim())
         .map(|t| t.with_timezone(&Utc))

@@ -1,5 +1,6 @@
 //! The tracker role: consumes `message.sent` and `message.failed` and keeps `whatsapp_report`
-//! (frequency and last message date per customer and vehicle) and the message history.
+//! (frequency and last message date per customer and vehicle) and the message history, and
+//! records what the provider reported back (`message.status`, `reply.received`: `hearing`).
 //!
 //! Deliveries are gathered into batches (up to `tracker.batch_size`, or whatever arrived within
 //! `tracker.batch_linger_ms`), applied in one statement that dedupes by event id, and acked with
@@ -28,6 +29,10 @@ use crate::context::AppContext;
 use crate::db::retry::DbError;
 use crate::db::tracking::{Applied, Expect, apply_batch_expecting};
 use crate::domain::{IncomingEvent, MessageOutcome};
+
+mod hearing;
+
+use hearing::{Split, Tracked};
 
 const ROLE: &str = "tracker";
 
@@ -187,22 +192,27 @@ impl Tracker {
         };
         let started = Instant::now();
         let max_bytes = self.ctx.settings.amqp.max_message_bytes;
-        let mut valid: Vec<(&Delivery, MessageOutcome)> = Vec::with_capacity(batch.len());
+        let mut split = Split::default();
         for delivery in &batch {
             // An invalid event is not acked on its own: the batch's multiple-ack below covers
             // it, after its dead-letter copy is confirmed.
             let event_type = delivery.routing_key.to_string();
             let parsed = worker
                 .accept(delivery, &event_type, |raw| {
-                    IncomingEvent::parse(raw, max_bytes)
-                        .and_then(|e| MessageOutcome::from_event(&e))
+                    IncomingEvent::parse(raw, max_bytes).and_then(Tracked::parse)
                 })
                 .await?;
-            if let Some(outcome) = parsed {
-                valid.push((delivery, outcome));
+            if let Some(tracked) = parsed {
+                split.push(delivery, tracked);
             }
         }
-        self.apply(worker, &valid, shutdown).await?;
+        // Outcomes first: a status in the same batch as its message.sent then finds it.
+        self.apply(worker, &split.outcomes, shutdown).await?;
+        self.apply_statuses(worker, &split.statuses, shutdown)
+            .await?;
+        self.apply_replies(worker, &split.replies, shutdown).await?;
+        self.apply_consents(worker, &split.consents, shutdown)
+            .await?;
         if let Some(after) = after
             && after.await != Ok(true)
         {

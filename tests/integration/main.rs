@@ -16,3 +16,4 @@ mod report_order;
 mod reporting;
 mod sender;
 mod tracker;
+mod webhook;

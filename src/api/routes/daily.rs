@@ -1,4 +1,5 @@
-//! `GET /whatsapp-report/daily`: messages sent and failed per day, zero days included.
+//! `GET /whatsapp-report/daily`: messages sent and failed per day, with how many of each day's
+//! sent messages were delivered and read and the replies received that day, zero days included.
 
 use axum::Json;
 use axum::extract::State;
@@ -19,6 +20,12 @@ pub struct DailyCount {
     pub date: NaiveDate,
     pub sent: i64,
     pub failed: i64,
+    /// Of the messages sent that day, those the provider reported delivered (read included).
+    pub delivered: i64,
+    /// Of the messages sent that day, those the provider reported read.
+    pub read: i64,
+    /// Customers' replies received that day.
+    pub replies: i64,
 }
 
 #[utoipa::path(
@@ -26,7 +33,7 @@ pub struct DailyCount {
     path = "/whatsapp-report/daily",
     tag = "statistics",
     summary = "Messages per day",
-    description = "One entry per calendar day (workshop time zone) from `from` to `to`, both inclusive; default the last 30 days. Days without messages are included with zeros.",
+    description = "One entry per calendar day (workshop time zone) from `from` to `to`, both inclusive; default the last 30 days. Days without messages are included with zeros. `delivered` and `read` count the messages sent that day that the provider reported delivered (read ones included) and read; `replies` the replies received that day.",
     params(
         ("from" = Option<NaiveDate>, Query, description = "First day, YYYY-MM-DD"),
         ("to" = Option<NaiveDate>, Query, description = "Last day, YYYY-MM-DD (default today)"),
@@ -73,18 +80,18 @@ pub async fn daily(
     let mut rows = rows.into_iter().peekable();
     let mut out = Vec::with_capacity((to - from).num_days() as usize + 1);
     for day in from.iter_days().take_while(|d| *d <= to) {
-        let (sent, failed) = match rows.peek() {
-            Some((d, s, f)) if *d == day => {
-                let counts = (*s, *f);
-                rows.next();
-                counts
-            }
-            _ => (0, 0),
+        let counts = match rows.peek() {
+            Some(c) if c.day == day => rows.next(),
+            _ => None,
         };
+        let count = |f: fn(&reports::DayCounts) -> i64| counts.as_ref().map_or(0, f);
         out.push(DailyCount {
             date: day,
-            sent,
-            failed,
+            sent: count(|c| c.sent),
+            failed: count(|c| c.failed),
+            delivered: count(|c| c.delivered),
+            read: count(|c| c.read),
+            replies: count(|c| c.replies),
         });
     }
     Ok(Json(out))

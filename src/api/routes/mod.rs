@@ -13,5 +13,6 @@ pub mod monthly;
 pub mod never_reminded;
 pub mod openapi;
 pub mod over_reminded;
+pub mod replies;
 pub mod report;
 pub mod statistics;

@@ -17,7 +17,7 @@ use crate::db::reports::{self, Period, Statistics};
     path = "/whatsapp-report/statistics",
     tag = "statistics",
     summary = "Aggregate statistics",
-    description = "Totals over every report. With `from` and/or `to` (calendar days in the workshop's time zone, both inclusive), `total_messages`, `total_failed` and `last_message_date` count only messages in that period, from the message history (so a frequency reset does not hide them); the other fields stay totals over the current reports.",
+    description = "Totals over every report. With `from` and/or `to` (calendar days in the workshop's time zone, both inclusive), `total_messages`, `total_failed` and `last_message_date` count only messages in that period, from the message history (so a frequency reset does not hide them); `total_delivered`, `total_read` and `total_failed_after_send` count the messages sent in the period by how far the provider reported they got, and `total_replies` the replies received in it; the other fields stay totals over the current reports.",
     params(
         ("from" = Option<chrono::NaiveDate>, Query, description = "First day, YYYY-MM-DD"),
         ("to" = Option<chrono::NaiveDate>, Query, description = "Last day, YYYY-MM-DD"),

@@ -39,6 +39,12 @@ pub struct ReportDetail {
     pub next_maintenance_date: Option<NaiveDate>,
     /// Messages to this pair that failed for good.
     pub failed_count: i32,
+    /// Sent messages the provider reported delivered (read ones included).
+    pub delivered: i32,
+    /// Sent messages the provider reported read.
+    pub read: i32,
+    /// Customers' replies attributed to this pair.
+    pub replies: i32,
 }
 
 /// Which reports a list, detail or export covers.
@@ -71,7 +77,8 @@ pub(super) const DETAIL_COLUMNS: &str = r#"
        coalesce(c.phone, r.customer_phone) AS customer_phone,
        coalesce(v.plate_number, r.plate_number) AS plate_number,
        v.brand, v.model, v.next_maintenance_date,
-       coalesce(f.failed_count, 0) AS failed_count
+       coalesce(f.failed_count, 0) AS failed_count,
+       r.delivered, r.read, r.replies
 "#;
 
 pub(super) const DETAIL_JOINS: &str = r#"

@@ -28,6 +28,14 @@ pub struct MessageRecord {
     pub customer_name: Option<String>,
     /// The vehicle's plate number, from the same sources.
     pub plate_number: Option<String>,
+    /// How far a sent message got, as the provider reported it: `accepted` (no report yet),
+    /// `failed` (failed after the provider accepted it), `delivered` or `read`; null for a
+    /// `failed` row.
+    pub delivery: Option<String>,
+    pub delivered_at: Option<DateTime<Utc>>,
+    pub read_at: Option<DateTime<Utc>>,
+    /// The provider's code for a failure after sending.
+    pub delivery_error_code: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -143,7 +151,10 @@ pub async fn messages(
             ") SELECT m.reminder_id, m.id_customer, m.id_vehicle, m.status, m.provider,
                       m.provider_message_id, m.error_code, m.error, m.attempts, m.at,
                       coalesce(c.name, r.customer_name) AS customer_name,
-                      coalesce(v.plate_number, r.plate_number) AS plate_number
+                      coalesce(v.plate_number, r.plate_number) AS plate_number,
+                      CASE WHEN m.status = 'sent' THEN coalesce(m.delivery, 'accepted') END
+                          AS delivery,
+                      m.delivered_at, m.read_at, m.delivery_error_code
                FROM page JOIN message_log m ON m.event_id = page.event_id
                LEFT JOIN customers c ON c.id = m.id_customer
                LEFT JOIN vehicles v ON v.id = m.id_vehicle

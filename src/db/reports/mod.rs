@@ -1,13 +1,14 @@
 //! Reads of the report for the HTTP API and the CLI, and the CLI's two writes, by what they
 //! serve: `list` (pages of reports and their detail, one report), `statistics` (aggregates,
 //! daily counts, over-reminded pairs), `messages` (the message history), `export` (the whole
-//! detail view streamed, and its CSV) and `admin` (delete a report, reset frequencies).
+//! detail view streamed, and its CSV), `replies` (customers' replies) and `admin` (delete a report, reset frequencies).
 //! Statistics read the trigger-maintained aggregates, never the whole report table.
 
 mod admin;
 pub mod export;
 mod list;
 mod messages;
+mod replies;
 mod statistics;
 
 use chrono::{DateTime, Utc};
@@ -20,8 +21,9 @@ pub use list::{
     list,
 };
 pub use messages::{MessageFilter, MessageRecord, count_messages, messages};
+pub use replies::{ReplyFilter, ReplyRecord, replies};
 pub use statistics::{
-    OverReminded, Statistics, count_over_reminded, daily, over_reminded, statistics,
+    DayCounts, OverReminded, Statistics, count_over_reminded, daily, over_reminded, statistics,
 };
 
 #[derive(Debug, Clone, Copy)]

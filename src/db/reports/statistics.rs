@@ -24,6 +24,16 @@ pub struct Statistics {
     pub last_message_date: Option<DateTime<Utc>>,
     /// Messages that failed for good (in the period, when one is given).
     pub total_failed: i64,
+    /// Sent messages the provider reported delivered, read ones included (with a period: of
+    /// the messages sent in it).
+    pub total_delivered: i64,
+    /// Sent messages the provider reported read (with a period: of the messages sent in it).
+    pub total_read: i64,
+    /// Sent messages the provider reported failed after accepting them (with a period: of the
+    /// messages sent in it).
+    pub total_failed_after_send: i64,
+    /// Customers' replies (with a period: received in it).
+    pub total_replies: i64,
     /// The period's first day, when restricted.
     pub from: Option<NaiveDate>,
     /// The period's last day, when restricted.
@@ -43,9 +53,15 @@ pub async fn statistics(
                 t.max_frequency, t.last_message_date, ",
     );
     if period.is_some() {
-        qb.push("p.sent, p.failed, p.last FROM ");
+        qb.push(
+            "p.sent, p.failed, p.last,
+             p.delivered, p.read, p.failed_after_send, p.replies FROM ",
+        );
     } else {
-        qb.push("NULL::bigint, NULL::bigint, NULL::timestamptz FROM ");
+        qb.push(
+            "NULL::bigint, NULL::bigint, NULL::timestamptz,
+             t.delivered, t.read, t.failed_after_send, t.replies FROM ",
+        );
     }
     qb.push(
         "(SELECT coalesce(sum(total_reports), 0)::bigint AS reports,
@@ -54,14 +70,22 @@ pub async fn statistics(
                  coalesce(sum(unique_vehicles), 0)::bigint AS vehicles,
                  coalesce(sum(total_failed), 0)::bigint AS failed,
                  max(max_frequency) AS max_frequency,
-                 max(last_message_date) AS last_message_date
+                 max(last_message_date) AS last_message_date,
+                 coalesce(sum(total_delivered), 0)::bigint AS delivered,
+                 coalesce(sum(total_read), 0)::bigint AS read,
+                 coalesce(sum(total_failed_after_send), 0)::bigint AS failed_after_send,
+                 coalesce(sum(total_replies), 0)::bigint AS replies
           FROM report_totals) t",
     );
     if period.is_some() {
         qb.push(
             " CROSS JOIN (SELECT coalesce(sum(sent), 0)::bigint AS sent,
                                  coalesce(sum(failed), 0)::bigint AS failed,
-                                 max(last_sent_at) AS last
+                                 max(last_sent_at) AS last,
+                                 coalesce(sum(delivered), 0)::bigint AS delivered,
+                                 coalesce(sum(read), 0)::bigint AS read,
+                                 coalesce(sum(failed_after_send), 0)::bigint AS failed_after_send,
+                                 coalesce(sum(replies), 0)::bigint AS replies
                           FROM message_buckets",
         );
         push_bucket_range(&mut qb, period);
@@ -79,6 +103,10 @@ pub async fn statistics(
         Option<i64>,
         Option<i64>,
         Option<DateTime<Utc>>,
+        i64,
+        i64,
+        i64,
+        i64,
     ) = qb.build_query_as().fetch_one(pool).await?;
     let (total_reports, total_messages, unique_customers, unique_vehicles, total_failed) =
         (row.0, row.1, row.2, row.3, row.4);
@@ -98,6 +126,10 @@ pub async fn statistics(
         max_frequency: row.5.unwrap_or(0),
         last_message_date: row.6,
         total_failed,
+        total_delivered: row.10,
+        total_read: row.11,
+        total_failed_after_send: row.12,
+        total_replies: row.13,
         from: days.0,
         to: days.1,
     };
@@ -111,15 +143,32 @@ pub async fn statistics(
     Ok(stats)
 }
 
-/// Messages sent and failed per calendar day in `tz`, for days in `[start, end)`.
+/// One day's message counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+pub struct DayCounts {
+    pub day: NaiveDate,
+    pub sent: i64,
+    pub failed: i64,
+    /// Of the messages sent that day, those the provider reported delivered (read included).
+    pub delivered: i64,
+    /// Of the messages sent that day, those the provider reported read.
+    pub read: i64,
+    /// Replies received that day.
+    pub replies: i64,
+}
+
+/// Messages sent and failed per calendar day in `tz`, for days in `[start, end)`, with the
+/// funnel counts of the messages sent each day and the replies received.
 pub async fn daily(
     pool: &PgPool,
     tz: &str,
     start: DateTime<Utc>,
     end: DateTime<Utc>,
-) -> Result<Vec<(NaiveDate, i64, i64)>, sqlx::Error> {
+) -> Result<Vec<DayCounts>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT (bucket AT TIME ZONE $1)::date AS day, sum(sent)::bigint, sum(failed)::bigint
+        "SELECT (bucket AT TIME ZONE $1)::date AS day, sum(sent)::bigint AS sent,
+                sum(failed)::bigint AS failed, sum(delivered)::bigint AS delivered,
+                sum(read)::bigint AS read, sum(replies)::bigint AS replies
          FROM message_buckets WHERE bucket >= $2 AND bucket < $3
          GROUP BY 1 ORDER BY 1",
     )
