@@ -82,6 +82,7 @@ fn routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(messages::messages))
         .routes(routes!(daily::daily))
         .routes(routes!(over_reminded::over_reminded))
+        .routes(routes!(opt_outs::opt_outs))
         .routes(routes!(export::export_csv))
         .routes(routes!(customer::customer_reports))
         .routes(routes!(customer::pair_report))
@@ -324,6 +325,7 @@ mod tests {
             "/whatsapp-report/messages",
             "/whatsapp-report/daily",
             "/whatsapp-report/over-reminded",
+            "/whatsapp-report/opt-outs",
             "/whatsapp-report/export.csv",
             "/",
             "/healthz",

@@ -22,6 +22,7 @@ use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{Channel, ExchangeKind};
 
 use crate::configuration::{AmqpSettings, QueueType};
+use crate::domain::consent::{CONSENT_CHANGED, REPLY_RECEIVED};
 use crate::domain::events::{MAINTENANCE_DUE, MESSAGE_FAILED, MESSAGE_SENT};
 
 pub const SENDER: &str = "sender";
@@ -110,7 +111,15 @@ impl Topology {
             .await?;
         for (queue, keys) in [
             (&self.sender_queue, &[MAINTENANCE_DUE][..]),
-            (&self.tracker_queue, &[MESSAGE_SENT, MESSAGE_FAILED][..]),
+            (
+                &self.tracker_queue,
+                &[
+                    MESSAGE_SENT,
+                    MESSAGE_FAILED,
+                    REPLY_RECEIVED,
+                    CONSENT_CHANGED,
+                ][..],
+            ),
         ] {
             let mut args = self.work_arguments();
             args.insert(

@@ -3,6 +3,7 @@
 //! `--config FILE`, exits 0 on success, and otherwise prints a one-line reason on stderr and
 //! exits non-zero.
 
+pub mod consent;
 pub mod dead;
 pub mod demo;
 pub mod migrate;
@@ -16,6 +17,7 @@ use clap::{Parser, Subcommand};
 
 use crate::configuration::Settings;
 
+pub use consent::ConsentCommand;
 pub use dead::DeadCommand;
 pub use demo::DemoArgs;
 pub use produce::ProduceArgs;
@@ -55,6 +57,9 @@ pub enum Command {
     /// Insert a sample fleet, run the whole pipeline with the log provider, print the
     /// statistics, and keep the API serving until interrupted.
     Demo(DemoArgs),
+    /// The opt-out list, and consent changes by hand.
+    #[command(subcommand)]
+    Consent(ConsentCommand),
 }
 
 /// Loads the settings (`--config` over the layered defaults), starts logging, and runs the
@@ -69,5 +74,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Report(cmd) => report::run(settings, cmd).await,
         Command::Dead(cmd) => dead::run(settings, cmd).await,
         Command::Demo(args) => demo::run(settings, args).await,
+        Command::Consent(cmd) => consent::run(settings, cmd).await,
     }
 }

@@ -11,6 +11,7 @@
 //! `whatsapp`, `serving` (http, alerts, telemetry, runtime), with `Secret` for credentials and
 //! the checks serde cannot make in `validation`.
 
+mod policy;
 mod roles;
 mod secret;
 mod services;
@@ -22,6 +23,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub use policy::ConsentSettings;
 pub use roles::{ProducerSettings, SenderSettings, TrackerSettings};
 pub use secret::Secret;
 pub use services::{AmqpSettings, DatabaseSettings, QueueType};
@@ -88,6 +90,7 @@ pub struct Settings {
     pub alerts: AlertSettings,
     pub telemetry: TelemetrySettings,
     pub runtime: RuntimeSettings,
+    pub consent: ConsentSettings,
 }
 
 impl Settings {

@@ -43,6 +43,8 @@ impl Settings {
             return Err(invalid("amqp.max_message_bytes", "must be at least 1024"));
         }
         self.producer.cron()?;
+        self.consent.validate()?;
+        self.producer.check_cadence()?;
         self.producer.tz()?;
         if self.sender.concurrency == 0 || self.sender.concurrency > u16::MAX as usize {
             return Err(invalid("sender.concurrency", "must be between 1 and 65535"));

@@ -3,6 +3,7 @@
 //! text's template.
 
 pub mod cloud_event;
+pub mod consent;
 pub mod events;
 pub mod message_template;
 pub mod phone_number;

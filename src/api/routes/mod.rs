@@ -10,6 +10,7 @@ pub mod list;
 pub mod messages;
 pub mod metrics;
 pub mod openapi;
+pub mod opt_outs;
 pub mod over_reminded;
 pub mod report;
 pub mod statistics;

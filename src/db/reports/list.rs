@@ -39,6 +39,8 @@ pub struct ReportDetail {
     pub next_maintenance_date: Option<NaiveDate>,
     /// Messages to this pair that failed for good.
     pub failed_count: i32,
+    /// The phone the pair's reminders went to is opted out now.
+    pub opted_out: bool,
 }
 
 /// Which reports a list, detail or export covers.
@@ -71,7 +73,9 @@ pub(super) const DETAIL_COLUMNS: &str = r#"
        coalesce(c.phone, r.customer_phone) AS customer_phone,
        coalesce(v.plate_number, r.plate_number) AS plate_number,
        v.brand, v.model, v.next_maintenance_date,
-       coalesce(f.failed_count, 0) AS failed_count
+       coalesce(f.failed_count, 0) AS failed_count,
+       EXISTS (SELECT 1 FROM consent k WHERE k.phone = r.customer_phone AND k.opted_out)
+           AS opted_out
 "#;
 
 pub(super) const DETAIL_JOINS: &str = r#"

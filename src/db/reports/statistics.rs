@@ -24,6 +24,8 @@ pub struct Statistics {
     pub last_message_date: Option<DateTime<Utc>>,
     /// Messages that failed for good (in the period, when one is given).
     pub total_failed: i64,
+    /// Phones opted out now (whatever the period).
+    pub opted_out: i64,
     /// The period's first day, when restricted.
     pub from: Option<NaiveDate>,
     /// The period's last day, when restricted.
@@ -98,6 +100,7 @@ pub async fn statistics(
         max_frequency: row.5.unwrap_or(0),
         last_message_date: row.6,
         total_failed,
+        opted_out: crate::db::consent::count_opted_out(pool).await?,
         from: days.0,
         to: days.1,
     };
