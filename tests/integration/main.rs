@@ -3,6 +3,7 @@
 mod api;
 mod broker;
 mod cli;
+mod consent;
 mod dashboard;
 mod export;
 mod helpers;
