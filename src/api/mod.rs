@@ -93,6 +93,7 @@ fn routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(openapi::openapi))
         .routes(routes!(dashboard::index))
         .routes(routes!(dashboard::script))
+        .routes(routes!(dashboard::opt_outs_script))
         .routes(routes!(dashboard::style))
         .split_for_parts()
 }

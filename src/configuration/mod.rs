@@ -14,6 +14,7 @@
 mod policy;
 mod roles;
 mod secret;
+mod send_window;
 mod services;
 mod serving;
 mod validation;
@@ -26,6 +27,7 @@ use serde::Deserialize;
 pub use policy::ConsentSettings;
 pub use roles::{ProducerSettings, SenderSettings, TrackerSettings};
 pub use secret::Secret;
+pub use send_window::SendWindow;
 pub use services::{AmqpSettings, DatabaseSettings, QueueType};
 pub use serving::{AlertSettings, HttpSettings, LogFormat, RuntimeSettings, TelemetrySettings};
 pub use whatsapp::{CloudApiSettings, FonnteSettings, ProviderKind, WhatsappSettings};

@@ -28,6 +28,9 @@ pub struct SenderSettings {
     pub retry_initial_ms: u64,
     pub retry_max_ms: u64,
     pub recipient_interval_ms: u64,
+    /// "HH:MM-HH:MM" in producer.timezone; empty: any time.
+    pub send_window: String,
+    pub send_days: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -7,6 +7,15 @@ use super::{ConfigError, ProviderKind, Settings, invalid};
 use crate::domain::{CountryCode, MessageTemplate};
 
 impl Settings {
+    /// The quiet-hours window of the sender.
+    pub fn send_window(&self) -> Result<super::SendWindow, ConfigError> {
+        super::SendWindow::parse(
+            &self.sender.send_window,
+            &self.sender.send_days,
+            self.producer.tz()?,
+        )
+    }
+
     /// Checks everything serde cannot: formats, ranges and combinations.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !(self.database.url.starts_with("postgres://")
@@ -45,6 +54,7 @@ impl Settings {
         self.producer.cron()?;
         self.consent.validate()?;
         self.producer.check_cadence()?;
+        self.send_window()?;
         self.producer.tz()?;
         if self.sender.concurrency == 0 || self.sender.concurrency > u16::MAX as usize {
             return Err(invalid("sender.concurrency", "must be between 1 and 65535"));

@@ -21,7 +21,8 @@
 //! `reminder_events_consumed_total{role="sender"}` outcomes: `sent`, `failed` (this delivery
 //! produced the outcome), `duplicate` (the reminder already had it: re-published, nothing
 //! sent), `retry` (parked after a transient error), `deferred` (a copy parked because its
-//! reminder is backing off), `dead_lettered`, `error` (requeued after a database error).
+//! reminder is backing off), `quiet_hours` (parked until the send window opens),
+//! `dead_lettered`, `error` (requeued after a database error).
 
 mod dispatch;
 pub mod outcome;
@@ -38,7 +39,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::broker::Topology;
 use crate::broker::consume::{self, ConsumeOptions};
-use crate::configuration::Settings;
+use crate::configuration::{SendWindow, Settings};
 use crate::context::AppContext;
 use crate::db::dispatch::DispatchWrites;
 use crate::domain::{CountryCode, MessageTemplate};
@@ -68,6 +69,8 @@ pub struct Sender {
     declared_delays: DeclaredDelays,
     /// Claims and recorded sends of the reminders in flight, a statement for many at once.
     writes: DispatchWrites,
+    /// Quiet hours: outside them a reminder is parked until the window opens.
+    window: SendWindow,
 }
 
 impl Sender {
@@ -83,7 +86,9 @@ impl Sender {
             lease(&ctx.settings),
             w.max_attempts,
         );
+        let window = ctx.settings.send_window().context("sender.send_window")?;
         Ok(Sender {
+            window,
             writes,
             template,
             country,

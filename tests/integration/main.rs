@@ -9,6 +9,7 @@ mod export;
 mod helpers;
 mod metrics;
 mod pipeline;
+mod policy;
 mod producer;
 mod providers;
 mod report_order;
