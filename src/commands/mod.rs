@@ -7,6 +7,7 @@ pub mod consent;
 pub mod dead;
 pub mod demo;
 pub mod migrate;
+pub mod preview;
 pub mod produce;
 pub mod report;
 pub mod run;
@@ -20,6 +21,7 @@ use crate::configuration::Settings;
 pub use consent::ConsentCommand;
 pub use dead::DeadCommand;
 pub use demo::DemoArgs;
+pub use preview::PreviewArgs;
 pub use produce::ProduceArgs;
 pub use report::ReportCommand;
 pub use run::RunArgs;
@@ -57,6 +59,8 @@ pub enum Command {
     /// Insert a sample fleet, run the whole pipeline with the log provider, print the
     /// statistics, and keep the API serving until interrupted.
     Demo(DemoArgs),
+    /// What a scan on a day would send and skip, and why; writes, publishes and sends nothing.
+    Preview(PreviewArgs),
     /// The opt-out list, and consent changes by hand.
     #[command(subcommand)]
     Consent(ConsentCommand),
@@ -75,5 +79,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dead(cmd) => dead::run(settings, cmd).await,
         Command::Demo(args) => demo::run(settings, args).await,
         Command::Consent(cmd) => consent::run(settings, cmd).await,
+        Command::Preview(args) => preview::run(settings, args).await,
     }
 }

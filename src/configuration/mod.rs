@@ -30,7 +30,10 @@ pub use secret::Secret;
 pub use send_window::SendWindow;
 pub use services::{AmqpSettings, DatabaseSettings, QueueType};
 pub use serving::{AlertSettings, HttpSettings, LogFormat, RuntimeSettings, TelemetrySettings};
-pub use whatsapp::{CloudApiSettings, FonnteSettings, ProviderKind, WhatsappSettings};
+pub use whatsapp::{
+    CloudApiSettings, FonnteSettings, LocaleSettings, ProviderKind, WhatsappSettings,
+    locale_section,
+};
 
 const DEFAULTS: &str = include_str!("../../config/default.toml");
 

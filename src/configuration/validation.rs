@@ -86,6 +86,13 @@ impl Settings {
         }
         MessageTemplate::parse(&self.whatsapp.message_template)
             .map_err(|e| invalid("whatsapp.message_template", e))?;
+        for (name, locale) in &self.whatsapp.locales {
+            if let Some(t) = &locale.message_template {
+                MessageTemplate::parse(t).map_err(|e| {
+                    invalid("whatsapp.locales", format!("{name}.message_template: {e}"))
+                })?;
+            }
+        }
         check_http_url(
             "whatsapp.cloud_api.base_url",
             &self.whatsapp.cloud_api.base_url,

@@ -10,10 +10,11 @@ use tokio_util::sync::CancellationToken;
 use super::outcome::OPTED_OUT;
 use super::providers::OutboundMessage;
 use super::{DEFER_THRESHOLD_MS, ROLE, Sender};
+use crate::configuration::locale_section;
 use crate::db::consent;
 use crate::db::dispatch::{self, Claim, DispatchRecord, DispatchStatus};
 use crate::db::retry::DbError;
-use crate::domain::message_template::{MessageVars, format_date};
+use crate::domain::message_template::{MessageVars, format_date, localized_date};
 use crate::domain::{IncomingEvent, MaintenanceDue};
 use crate::metrics::{ProviderLabels, SendLabels};
 
@@ -350,16 +351,34 @@ impl Sender {
     }
 
     fn outbound(&self, event: &IncomingEvent, due: &MaintenanceDue) -> OutboundMessage {
+        let w = &self.ctx.settings.whatsapp;
         let locale = due
             .locale
             .clone()
-            .unwrap_or_else(|| self.ctx.settings.whatsapp.default_locale.clone());
-        let text = self.template.render(&MessageVars {
+            .unwrap_or_else(|| w.default_locale.clone());
+        // A locale neither configured nor known to the date library gets the defaults, the
+        // date included.
+        let date_locale = if locale_section(&w.locales, &locale).is_some()
+            || localized_date(due.due_date, &locale).is_some()
+        {
+            locale.as_str()
+        } else {
+            w.default_locale.as_str()
+        };
+        let template = self
+            .locale_templates
+            .get(&locale)
+            .or_else(|| {
+                let language = locale.split(['-', '_']).next()?.to_ascii_lowercase();
+                self.locale_templates.get(&language)
+            })
+            .unwrap_or(&self.template);
+        let text = template.render(&MessageVars {
             customer_name: &due.customer_name,
             plate_number: &due.plate_number,
             vehicle: due.vehicle.as_deref(),
             due_date: due.due_date,
-            locale: &locale,
+            locale: date_locale,
         });
         OutboundMessage {
             reminder_id: event.id.clone(),
@@ -368,7 +387,7 @@ impl Sender {
             plate_number: due.plate_number.clone(),
             vehicle: due.vehicle.clone(),
             due_date: due.due_date,
-            due_date_text: format_date(due.due_date, &locale),
+            due_date_text: format_date(due.due_date, date_locale),
             locale,
             text,
         }

@@ -31,6 +31,7 @@ pub mod providers;
 pub mod rate_limit;
 mod session;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -55,6 +56,8 @@ pub struct Sender {
     ctx: AppContext,
     provider: Arc<dyn WhatsappProvider>,
     template: MessageTemplate,
+    /// The text of locales whose section sets `message_template`.
+    locale_templates: HashMap<String, MessageTemplate>,
     country: CountryCode,
     rate: RateLimiter,
     /// The same limit again, right before the provider call. `rate` is taken before the claim
@@ -87,7 +90,17 @@ impl Sender {
             w.max_attempts,
         );
         let window = ctx.settings.send_window().context("sender.send_window")?;
+        let mut locale_templates = HashMap::new();
+        for (name, locale) in &w.locales {
+            if let Some(text) = &locale.message_template {
+                let parsed = MessageTemplate::parse(text).map_err(|e| {
+                    anyhow::anyhow!("whatsapp.locales.{name}.message_template: {e}")
+                })?;
+                locale_templates.insert(name.clone(), parsed);
+            }
+        }
         Ok(Sender {
+            locale_templates,
             window,
             writes,
             template,

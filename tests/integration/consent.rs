@@ -165,7 +165,7 @@ async fn insert_vehicle(pool: &PgPool, phone: &str, due: NaiveDate) -> (Uuid, Uu
         &[NewVehicle {
             id: vehicle,
             id_customer: customer,
-            plate_number: "B 1 XYZ".into(),
+            plate_number: format!("B {} XYZ", &phone[phone.len().saturating_sub(4)..]),
             brand: None,
             model: None,
             next_maintenance_date: Some(due),
@@ -330,4 +330,104 @@ async fn the_cadence_reminds_on_the_listed_days_and_skips_after_a_reply() {
         .await
         .unwrap();
     assert_eq!(take_published(&amqp).await, vec![due_in_two]);
+}
+
+#[tokio::test]
+async fn preview_shows_what_the_scan_then_publishes_and_changes_nothing() {
+    let mut env = TestEnv::new();
+    env.settings.producer.remind_days_before = vec![3, 0];
+    let pool = env.pool().await;
+    let amqp = env.amqp().await;
+    let today = NaiveDate::from_ymd_opt(2026, 12, 5).unwrap();
+    for (phone, due) in [
+        ("081255550001", today),
+        ("081255550002", today + Days::new(3)),
+        ("081255550003", today + Days::new(2)),
+        ("081255550004", today),
+        ("12", today),
+    ] {
+        insert_vehicle(&pool, phone, due).await;
+    }
+    reminder::db::consent::apply(
+        &pool,
+        &[reminder::domain::consent::ConsentChanged {
+            phone: reminder::domain::PhoneNumber::from_normalised("6281255550004").unwrap(),
+            opted_out: true,
+            source: reminder::domain::consent::ConsentSource::Cli,
+            at: Utc::now(),
+        }],
+    )
+    .await
+    .unwrap();
+    let snapshot = || async {
+        let mut counts = Vec::new();
+        for table in [
+            "consent",
+            "reminder_dispatch",
+            "producer_runs",
+            "message_log",
+            "replies",
+        ] {
+            let n: i64 =
+                sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+            counts.push(n);
+        }
+        counts.push(i64::from(amqp.depth(&amqp.topology.sender_queue).await));
+        counts
+    };
+    let before = snapshot().await;
+    let config = std::env::temp_dir().join(format!("preview-{}.toml", env.id));
+    std::fs::write(&config, "[producer]\nremind_days_before = [3, 0]\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_reminder"))
+        .args(["preview", "--date", "2026-12-05", "--config"])
+        .arg(&config)
+        .env("REMINDER__DATABASE__URL", &env.settings.database.url)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&config);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (remind, skip) = text.split_once("it would skip:").unwrap();
+    let plates = |part: &str| -> Vec<String> {
+        let mut v: Vec<String> = part
+            .lines()
+            .filter(|l| l.starts_with("  "))
+            .map(|l| l.split(" | ").nth(2).unwrap().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(plates(remind), vec!["B 0001 XYZ", "B 0002 XYZ"], "{text}");
+    assert!(remind.contains("2 reminder(s)"), "{text}");
+    assert!(remind.contains("*********0001"), "{text}");
+    assert!(
+        skip.contains("B 0004 XYZ") && skip.contains("opted out"),
+        "{text}"
+    );
+    assert!(skip.contains("invalid phone"), "{text}");
+    assert!(skip.contains("2 skipped"), "{text}");
+    assert_eq!(snapshot().await, before);
+
+    let producer = producer(&env).await;
+    producer
+        .scan(today, Trigger::Manual, None, &CancellationToken::new())
+        .await
+        .unwrap();
+    let published = take_published(&amqp).await;
+    let mut published_plates: Vec<String> =
+        sqlx::query_scalar("SELECT plate_number FROM vehicles WHERE id = ANY($1)")
+            .bind(&published)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    published_plates.sort();
+    assert_eq!(published.len(), 2);
+    assert_eq!(published_plates, plates(remind));
 }
