@@ -78,6 +78,8 @@ pub async fn run(settings: Settings, args: PreviewArgs) -> anyhow::Result<()> {
         );
     }
     println!("{} skipped", skipped.len());
+    // Closing waits for every connection to come back, this one included.
+    drop(conn);
     pool.close().await;
     Ok(())
 }
