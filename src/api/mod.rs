@@ -85,6 +85,7 @@ fn routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(over_reminded::over_reminded))
         .routes(routes!(never_reminded::never_reminded))
         .routes(routes!(monthly::monthly_pdf))
+        .routes(routes!(opt_outs::opt_outs))
         .routes(routes!(export::export_csv))
         .routes(routes!(customer::customer_reports))
         .routes(routes!(customer::pair_report))
@@ -95,6 +96,7 @@ fn routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(openapi::openapi))
         .routes(routes!(dashboard::index))
         .routes(routes!(dashboard::script))
+        .routes(routes!(dashboard::opt_outs_script))
         .routes(routes!(dashboard::style))
         .routes(routes!(dashboard::reporting_script))
         .split_for_parts()
@@ -342,6 +344,7 @@ mod tests {
             "/whatsapp-report/over-reminded",
             "/whatsapp-report/never-reminded",
             "/whatsapp-report/monthly.pdf",
+            "/whatsapp-report/opt-outs",
             "/whatsapp-report/export.csv",
             "/",
             "/healthz",

@@ -3,10 +3,12 @@
 //! `--config FILE`, exits 0 on success, and otherwise prints a one-line reason on stderr and
 //! exits non-zero.
 
+pub mod consent;
 pub mod dead;
 pub mod demo;
 pub mod history;
 pub mod migrate;
+pub mod preview;
 pub mod produce;
 pub mod report;
 pub mod run;
@@ -17,9 +19,11 @@ use clap::{Parser, Subcommand};
 
 use crate::configuration::Settings;
 
+pub use consent::ConsentCommand;
 pub use dead::DeadCommand;
 pub use demo::DemoArgs;
 pub use history::HistoryCommand;
+pub use preview::PreviewArgs;
 pub use produce::ProduceArgs;
 pub use report::ReportCommand;
 pub use run::RunArgs;
@@ -60,6 +64,11 @@ pub enum Command {
     /// Apply the message history's retention now.
     #[command(subcommand)]
     History(HistoryCommand),
+    /// What a scan on a day would send and skip, and why; writes, publishes and sends nothing.
+    Preview(PreviewArgs),
+    /// The opt-out list, and consent changes by hand.
+    #[command(subcommand)]
+    Consent(ConsentCommand),
 }
 
 /// Loads the settings (`--config` over the layered defaults), starts logging, and runs the
@@ -75,5 +84,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dead(cmd) => dead::run(settings, cmd).await,
         Command::Demo(args) => demo::run(settings, args).await,
         Command::History(cmd) => history::run(settings, cmd).await,
+        Command::Consent(cmd) => consent::run(settings, cmd).await,
+        Command::Preview(args) => preview::run(settings, args).await,
     }
 }

@@ -11,8 +11,10 @@
 //! `whatsapp`, `serving` (http, alerts, telemetry, runtime), with `Secret` for credentials and
 //! the checks serde cannot make in `validation`.
 
+mod policy;
 mod roles;
 mod secret;
+mod send_window;
 mod services;
 mod serving;
 mod validation;
@@ -22,14 +24,19 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub use policy::ConsentSettings;
 pub use roles::{ProducerSettings, SenderSettings, TrackerSettings};
 pub use secret::Secret;
+pub use send_window::SendWindow;
 pub use services::{AmqpSettings, DatabaseSettings, QueueType};
 pub use serving::{
     AlertSettings, HttpSettings, LogFormat, RetentionSettings, RuntimeSettings, TelemetrySettings,
     WebhookSettings,
 };
-pub use whatsapp::{CloudApiSettings, FonnteSettings, ProviderKind, WhatsappSettings};
+pub use whatsapp::{
+    CloudApiSettings, FonnteSettings, LocaleSettings, ProviderKind, WhatsappSettings,
+    locale_section,
+};
 
 const DEFAULTS: &str = include_str!("../../config/default.toml");
 
@@ -95,6 +102,7 @@ pub struct Settings {
     pub retention: RetentionSettings,
     pub telemetry: TelemetrySettings,
     pub runtime: RuntimeSettings,
+    pub consent: ConsentSettings,
 }
 
 impl Settings {

@@ -16,6 +16,10 @@ pub struct ProducerSettings {
     pub overdue_days: u32,
     pub catch_up_on_start: bool,
     pub source: String,
+    /// Days before the due date on which a vehicle is reminded (negative: days overdue).
+    pub remind_days_before: Vec<i32>,
+    /// A customer who replied since the first reminder for a due date is not reminded again.
+    pub skip_after_reply: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -24,6 +28,9 @@ pub struct SenderSettings {
     pub retry_initial_ms: u64,
     pub retry_max_ms: u64,
     pub recipient_interval_ms: u64,
+    /// "HH:MM-HH:MM" in producer.timezone; empty: any time.
+    pub send_window: String,
+    pub send_days: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -38,6 +45,30 @@ impl ProducerSettings {
         croner::Cron::from_str(&self.schedule)
             .map_err(|e| invalid("producer.schedule", format!("not a cron expression: {e}")))
     }
+    /// Every cadence day lies within the scan's window, `-overdue_days..=days_ahead`.
+    pub fn check_cadence(&self) -> Result<(), ConfigError> {
+        let (low, high) = (-i64::from(self.overdue_days), i64::from(self.days_ahead));
+        if self.remind_days_before.is_empty() {
+            return Err(invalid(
+                "producer.remind_days_before",
+                "must list at least one day",
+            ));
+        }
+        if let Some(bad) = self
+            .remind_days_before
+            .iter()
+            .find(|d| !(low..=high).contains(&i64::from(**d)))
+        {
+            return Err(invalid(
+                "producer.remind_days_before",
+                format!(
+                    "{bad} is outside {low}..={high} (-producer.overdue_days..=producer.days_ahead)"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     pub fn tz(&self) -> Result<Tz, ConfigError> {
         self.timezone.parse::<Tz>().map_err(|_| {
             invalid(

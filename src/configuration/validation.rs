@@ -11,6 +11,15 @@ use crate::domain::{CountryCode, MessageTemplate};
 const MAX_UNKNOWN_OUTCOME_WAIT_SECS: u64 = 86_400;
 
 impl Settings {
+    /// The quiet-hours window of the sender.
+    pub fn send_window(&self) -> Result<super::SendWindow, ConfigError> {
+        super::SendWindow::parse(
+            &self.sender.send_window,
+            &self.sender.send_days,
+            self.producer.tz()?,
+        )
+    }
+
     /// Checks everything serde cannot: formats, ranges and combinations.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !(self.database.url.starts_with("postgres://")
@@ -53,6 +62,9 @@ impl Settings {
             return Err(invalid("amqp.max_message_bytes", "must be at least 1024"));
         }
         self.producer.cron()?;
+        self.consent.validate()?;
+        self.producer.check_cadence()?;
+        self.send_window()?;
         self.producer.tz()?;
         if self.sender.concurrency == 0 || self.sender.concurrency > u16::MAX as usize {
             return Err(invalid("sender.concurrency", "must be between 1 and 65535"));
@@ -97,6 +109,13 @@ impl Settings {
         }
         MessageTemplate::parse(&self.whatsapp.message_template)
             .map_err(|e| invalid("whatsapp.message_template", e))?;
+        for (name, locale) in &self.whatsapp.locales {
+            if let Some(t) = &locale.message_template {
+                MessageTemplate::parse(t).map_err(|e| {
+                    invalid("whatsapp.locales", format!("{name}.message_template: {e}"))
+                })?;
+            }
+        }
         check_http_url(
             "whatsapp.cloud_api.base_url",
             &self.whatsapp.cloud_api.base_url,

@@ -1,5 +1,7 @@
 //! The `whatsapp` section: the provider, its credentials, and how messages are sent.
 
+use std::collections::HashMap;
+
 use serde::Deserialize;
 
 use super::Secret;
@@ -21,6 +23,28 @@ pub struct WhatsappSettings {
     pub message_template: String,
     pub cloud_api: CloudApiSettings,
     pub fonnte: FonnteSettings,
+    /// Per-locale overrides (`[whatsapp.locales.<locale>]`).
+    #[serde(default)]
+    pub locales: HashMap<String, LocaleSettings>,
+}
+
+/// What one locale changes; a key left out uses the top-level one.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct LocaleSettings {
+    pub template_name: Option<String>,
+    pub template_language: Option<String>,
+    pub message_template: Option<String>,
+}
+
+/// The section of an event's locale: its exact name (`en_US`), else its language (`en`).
+pub fn locale_section<'a>(
+    locales: &'a HashMap<String, LocaleSettings>,
+    locale: &str,
+) -> Option<&'a LocaleSettings> {
+    locales.get(locale).or_else(|| {
+        let language = locale.split(['-', '_']).next()?.to_ascii_lowercase();
+        locales.get(&language)
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

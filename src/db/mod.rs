@@ -1,6 +1,7 @@
 //! PostgreSQL: the pool, creating the database when it is missing, migrations, and the queries
 //! of each table family in its own module.
 
+pub mod consent;
 pub mod dispatch;
 pub mod group_commit;
 pub mod hearing;

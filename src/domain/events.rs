@@ -174,10 +174,11 @@ impl MessageOutcome {
             None | Some(Value::Null) => return Err(EventError::MissingField("data.attempts")),
             Some(v) => v
                 .as_u64()
-                .filter(|n| *n >= 1 && *n <= i32::MAX as u64)
+                // A failure may have made no attempt (the phone is opted out); a send made one.
+                .filter(|n| *n >= u64::from(status == OutcomeStatus::Sent) && *n <= i32::MAX as u64)
                 .ok_or(EventError::InvalidField {
                     field: "data.attempts",
-                    reason: "must be a positive integer".into(),
+                    reason: "must be a non-negative integer (positive when sent)".into(),
                 })? as i32,
         };
         let phone = opt_text(d, "data.phone")?

@@ -2,7 +2,7 @@
 //! `{due_date}` placeholders (checked at start-up), and due dates written the way the
 //! recipient's locale writes them (`26 November 2026` in Indonesian).
 
-use chrono::{Datelike, NaiveDate};
+use chrono::NaiveDate;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Part {
@@ -78,53 +78,31 @@ impl MessageTemplate {
     }
 }
 
-const MONTHS_ID: [&str; 12] = [
-    "Januari",
-    "Februari",
-    "Maret",
-    "April",
-    "Mei",
-    "Juni",
-    "Juli",
-    "Agustus",
-    "September",
-    "Oktober",
-    "November",
-    "Desember",
-];
-const MONTHS_EN: [&str; 12] = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-];
+/// The date as `locale` writes it (`8 Desember 2026` for `id`, `8 December 2026` for `en`),
+/// month names from the locale data chrono carries; `None` for a locale it does not know.
+/// `id`, `id-ID` and `id_ID` are one locale; a bare language takes its own country's variant.
+pub fn localized_date(date: NaiveDate, locale: &str) -> Option<String> {
+    let tag = locale.trim().replace('-', "_");
+    let language = tag.split('_').next().unwrap_or("").to_ascii_lowercase();
+    let guesses = [
+        tag.clone(),
+        format!("{language}_{}", language.to_ascii_uppercase()),
+        match language.as_str() {
+            "en" => "en_GB".to_string(),
+            "in" => "id_ID".to_string(),
+            _ => String::new(),
+        },
+    ];
+    let known = guesses
+        .iter()
+        .filter(|g| !g.is_empty())
+        .find_map(|g| chrono::Locale::try_from(g.as_str()).ok())?;
+    Some(date.format_localized("%-d %B %Y", known).to_string())
+}
 
-/// `26 November 2026` (id), `26 November 2026` (en), ISO for locales we do not know.
+/// `localized_date`, or the ISO date for a locale chrono does not know.
 pub fn format_date(date: NaiveDate, locale: &str) -> String {
-    let language = locale
-        .split(['-', '_'])
-        .next()
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    let months = match language.as_str() {
-        "id" | "in" => &MONTHS_ID,
-        "en" => &MONTHS_EN,
-        _ => return date.format("%Y-%m-%d").to_string(),
-    };
-    format!(
-        "{} {} {}",
-        date.day(),
-        months[date.month0() as usize],
-        date.year()
-    )
+    localized_date(date, locale).unwrap_or_else(|| date.format("%Y-%m-%d").to_string())
 }
 
 #[cfg(test)]
@@ -155,7 +133,10 @@ mod tests {
         assert_eq!(format_date(d, "id"), "5 Agustus 2026");
         assert_eq!(format_date(d, "id_ID"), "5 Agustus 2026");
         assert_eq!(format_date(d, "en-GB"), "5 August 2026");
-        assert_eq!(format_date(d, "ja"), "2026-08-05");
+        assert_eq!(format_date(d, "xx"), "2026-08-05");
+        let december = NaiveDate::from_ymd_opt(2026, 12, 8).unwrap();
+        assert_eq!(format_date(december, "id"), "8 Desember 2026");
+        assert_eq!(format_date(december, "en"), "8 December 2026");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! text's template, and what provider webhooks report (`webhook`, `hearing`).
 
 pub mod cloud_event;
+pub mod consent;
 pub mod events;
 pub mod hearing;
 pub mod message_template;

@@ -11,6 +11,7 @@
 //! so a fleet of millions needs neither memory nor one round trip per vehicle.
 
 pub mod schedule;
+pub mod selection;
 
 use std::time::Instant;
 
@@ -26,8 +27,9 @@ use crate::context::AppContext;
 use crate::db::master_data::{self, DueVehicle};
 use crate::db::producer_runs::{self, RunCounts};
 use crate::domain::events::{MAINTENANCE_DUE, maintenance_due_id};
-use crate::domain::{CountryCode, MaintenanceDue, OutgoingEvent, PhoneNumber};
+use crate::domain::{CountryCode, OutgoingEvent};
 use crate::metrics::{OutcomeLabels, ReasonLabels};
+use selection::{Decision, SkipReason};
 
 const ROLE: &str = "producer";
 /// Advisory lock key: one scanning producer per database.
@@ -65,6 +67,8 @@ pub struct ScanSummary {
     pub events_published: u64,
     pub skipped_invalid_phone: u64,
     pub skipped_invalid_data: u64,
+    pub skipped_opted_out: u64,
+    pub skipped_already_replied: u64,
     /// True when another replica had already done this scan and this one did nothing.
     pub skipped_as_done: bool,
     pub duration_ms: u64,
@@ -81,7 +85,7 @@ impl std::fmt::Display for ScanSummary {
         }
         write!(
             f,
-            "scan for {}: {} vehicles due {}..={}, {} events published, {} skipped (invalid phone), {} skipped (invalid data), {} ms",
+            "scan for {}: {} vehicles due {}..={}, {} events published, {} skipped (invalid phone), {} skipped (invalid data), {} skipped (opted out), {} skipped (already replied), {} ms",
             self.run_date,
             self.vehicles_scanned,
             self.window_from,
@@ -89,6 +93,8 @@ impl std::fmt::Display for ScanSummary {
             self.events_published,
             self.skipped_invalid_phone,
             self.skipped_invalid_data,
+            self.skipped_opted_out,
+            self.skipped_already_replied,
             self.duration_ms
         )
     }
@@ -154,6 +160,8 @@ impl Producer {
             events_published: 0,
             skipped_invalid_phone: 0,
             skipped_invalid_data: 0,
+            skipped_opted_out: 0,
+            skipped_already_replied: 0,
             skipped_as_done: false,
             duration_ms: 0,
         };
@@ -251,10 +259,18 @@ impl Producer {
             };
             after = Some((last.next_maintenance_date, last.vehicle_id));
             let full = page.len() as i64 == SCAN_PAGE;
-            for vehicle in page {
-                summary.vehicles_scanned += 1;
-                let Some(due) = self.to_event(&vehicle, summary) else {
-                    continue;
+            summary.vehicles_scanned += page.len() as u64;
+            let settings = &self.ctx.settings.producer;
+            let decided = selection::select(conn, settings, &self.country, run_date, page)
+                .await
+                .context("selecting the vehicles to remind")?;
+            for (vehicle, decision) in decided {
+                let due = match decision {
+                    Decision::Remind(due) => *due,
+                    Decision::Skip(reason) => {
+                        self.skipped(&vehicle, reason, summary);
+                        continue;
+                    }
                 };
                 let id =
                     maintenance_due_id(vehicle.vehicle_id, vehicle.next_maintenance_date, run_date);
@@ -288,50 +304,33 @@ impl Producer {
         Ok(())
     }
 
-    /// The event for one due vehicle, or `None` (counted and logged) when its master data cannot
-    /// make a valid reminder.
-    fn to_event(&self, v: &DueVehicle, summary: &mut ScanSummary) -> Option<MaintenanceDue> {
-        let skip = |reason: &'static str| {
-            self.ctx
-                .metrics
-                .producer_skipped
-                .get_or_create(&ReasonLabels { reason })
-                .inc();
-        };
-        let phone = match PhoneNumber::parse(&v.phone, &self.country) {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!(customer_id = %v.customer_id, vehicle_id = %v.vehicle_id, reason = %e, "skipping a vehicle: its customer's phone number is unusable");
+    /// Counts and logs a vehicle the scan skips.
+    fn skipped(&self, v: &DueVehicle, reason: SkipReason, summary: &mut ScanSummary) {
+        match reason {
+            SkipReason::InvalidPhone => {
+                tracing::warn!(customer_id = %v.customer_id, vehicle_id = %v.vehicle_id, "skipping a vehicle: its customer's phone number is unusable");
                 summary.skipped_invalid_phone += 1;
-                skip("invalid_phone");
-                return None;
             }
-        };
-        let name = v.customer_name.trim();
-        let plate = v.plate_number.trim();
-        if name.is_empty() || plate.is_empty() {
-            tracing::warn!(customer_id = %v.customer_id, vehicle_id = %v.vehicle_id, "skipping a vehicle: customer name or plate number is empty");
-            summary.skipped_invalid_data += 1;
-            skip("invalid_data");
-            return None;
+            SkipReason::InvalidData => {
+                tracing::warn!(customer_id = %v.customer_id, vehicle_id = %v.vehicle_id, "skipping a vehicle: customer name or plate number is empty");
+                summary.skipped_invalid_data += 1;
+            }
+            SkipReason::OptedOut => {
+                tracing::info!(customer_id = %v.customer_id, vehicle_id = %v.vehicle_id, "skipping a vehicle: its customer's phone is opted out");
+                summary.skipped_opted_out += 1;
+            }
+            SkipReason::AlreadyReplied => {
+                tracing::info!(customer_id = %v.customer_id, vehicle_id = %v.vehicle_id, "skipping a vehicle: its customer replied since the first reminder for this due date");
+                summary.skipped_already_replied += 1;
+            }
         }
-        let vehicle = [v.brand.as_deref(), v.model.as_deref()]
-            .into_iter()
-            .flatten()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .collect::<Vec<_>>()
-            .join(" ");
-        Some(MaintenanceDue {
-            customer_id: v.customer_id,
-            vehicle_id: v.vehicle_id,
-            customer_name: name.chars().take(200).collect(),
-            phone,
-            plate_number: plate.chars().take(200).collect(),
-            vehicle: (!vehicle.is_empty()).then(|| vehicle.chars().take(200).collect()),
-            due_date: v.next_maintenance_date,
-            locale: None,
-        })
+        self.ctx
+            .metrics
+            .producer_skipped
+            .get_or_create(&ReasonLabels {
+                reason: reason.as_str(),
+            })
+            .inc();
     }
 }
 

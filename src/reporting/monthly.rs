@@ -64,11 +64,10 @@ pub async fn gather(
         .iter_days()
         .take_while(|d| *d <= last)
         .map(|date| {
-            let (sent, failed) = match per_day.next_if(|(d, _, _)| *d == date) {
-                Some((_, s, f)) => (s, f),
-                None => (0, 0),
+            let (sent, failed, delivered, read) = match per_day.next_if(|c| c.day == date) {
+                Some(c) => (c.sent, c.failed, c.delivered, c.read),
+                None => (0, 0, 0, 0),
             };
-            let (delivered, read) = (0, 0); // see `hearing_back`
             Day {
                 date,
                 sent,
@@ -121,12 +120,15 @@ pub async fn pdf(
     Ok(bytes)
 }
 
-/// Delivered, read, replies and opted-out figures of the period (and, in `gather`, the per-day
-/// delivered and read counts). The statistics this build keeps have no delivery statuses,
-/// replies or consent counts yet, so these are zero; once `Statistics` carries them, they are
-/// read from it here and from the per-day aggregates beside sent and failed.
-fn hearing_back(_stats: &Statistics) -> (i64, i64, i64, i64) {
-    (0, 0, 0, 0)
+/// The figures that come from hearing back (statuses, replies, consent), as the JSON
+/// statistics give them for the same period.
+fn hearing_back(stats: &Statistics) -> (i64, i64, i64, i64) {
+    (
+        stats.total_delivered,
+        stats.total_read,
+        stats.total_replies,
+        stats.opted_out,
+    )
 }
 
 /// The pairs sent the most messages in `[start, end)`, most first (ties by customer name).

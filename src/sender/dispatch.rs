@@ -7,11 +7,14 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
+use super::outcome::OPTED_OUT;
 use super::providers::{OutboundMessage, RequestFate};
 use super::{DEFER_THRESHOLD_MS, ROLE, Sender};
+use crate::configuration::locale_section;
+use crate::db::consent;
 use crate::db::dispatch::{self, Claim, DispatchRecord, DispatchStatus};
 use crate::db::retry::DbError;
-use crate::domain::message_template::{MessageVars, format_date};
+use crate::domain::message_template::{MessageVars, format_date, localized_date};
 use crate::domain::{IncomingEvent, MaintenanceDue};
 use crate::metrics::{ProviderLabels, SendLabels};
 
@@ -63,6 +66,9 @@ impl Sender {
         shutdown: &CancellationToken,
     ) -> Result<Next, DbError> {
         let pool = &self.ctx.pool;
+        if let Some(next) = self.refuse_if_opted_out(event, due, shutdown).await? {
+            return Ok(next);
+        }
         // The look-up spares a copy that needs no send (already final, or backing off) the wait
         // for the rate limits. When nothing would wait, the claim below finds that out by
         // itself (it looks the record up only when refused), so the common case costs one
@@ -176,6 +182,55 @@ impl Sender {
                 _ = tokio::time::sleep(wait) => {}
             }
         }
+    }
+
+    /// For a phone opted out now: no provider call; the reminder fails with `opted_out` and
+    /// no attempt (or keeps the outcome it already had). `None` when the phone may be messaged,
+    /// or when an attempt begun before the opt-out is still under way (its outcome counts).
+    async fn refuse_if_opted_out(
+        &self,
+        event: &IncomingEvent,
+        due: &MaintenanceDue,
+        shutdown: &CancellationToken,
+    ) -> Result<Option<Next>, DbError> {
+        let pool = &self.ctx.pool;
+        let phone = due.phone.as_str();
+        if !self
+            .ctx
+            .db_retry(ROLE, shutdown, || consent::is_opted_out(pool, phone))
+            .await?
+        {
+            return Ok(None);
+        }
+        let provider = self.provider.name();
+        let settled = self
+            .ctx
+            .db_retry(ROLE, shutdown, || {
+                dispatch::record_opted_out(
+                    pool,
+                    &event.id,
+                    due,
+                    provider,
+                    "the customer opted out of reminders",
+                )
+            })
+            .await?;
+        if let Some(record) = settled {
+            tracing::info!(to = %due.phone, "the phone is opted out; not sending");
+            self.count_send(provider, OPTED_OUT);
+            return Ok(Some(Next::publish(record)));
+        }
+        let known = self
+            .ctx
+            .db_retry(ROLE, shutdown, || dispatch::get(pool, &event.id))
+            .await?;
+        Ok(match known {
+            Some(record) if record.status.is_final() => {
+                self.ctx.metrics.duplicates_suppressed.inc();
+                Some(Next::duplicate(record))
+            }
+            _ => None,
+        })
     }
 
     /// A copy of a reminder that may not be sent now (backing off after a transient error, or
@@ -331,16 +386,34 @@ impl Sender {
     }
 
     fn outbound(&self, event: &IncomingEvent, due: &MaintenanceDue) -> OutboundMessage {
+        let w = &self.ctx.settings.whatsapp;
         let locale = due
             .locale
             .clone()
-            .unwrap_or_else(|| self.ctx.settings.whatsapp.default_locale.clone());
-        let text = self.template.render(&MessageVars {
+            .unwrap_or_else(|| w.default_locale.clone());
+        // A locale neither configured nor known to the date library gets the defaults, the
+        // date included.
+        let date_locale = if locale_section(&w.locales, &locale).is_some()
+            || localized_date(due.due_date, &locale).is_some()
+        {
+            locale.as_str()
+        } else {
+            w.default_locale.as_str()
+        };
+        let template = self
+            .locale_templates
+            .get(&locale)
+            .or_else(|| {
+                let language = locale.split(['-', '_']).next()?.to_ascii_lowercase();
+                self.locale_templates.get(&language)
+            })
+            .unwrap_or(&self.template);
+        let text = template.render(&MessageVars {
             customer_name: &due.customer_name,
             plate_number: &due.plate_number,
             vehicle: due.vehicle.as_deref(),
             due_date: due.due_date,
-            locale: &locale,
+            locale: date_locale,
         });
         OutboundMessage {
             reminder_id: event.id.clone(),
@@ -349,7 +422,7 @@ impl Sender {
             plate_number: due.plate_number.clone(),
             vehicle: due.vehicle.clone(),
             due_date: due.due_date,
-            due_date_text: format_date(due.due_date, &locale),
+            due_date_text: format_date(due.due_date, date_locale),
             locale,
             text,
         }

@@ -22,7 +22,8 @@
 //! produced the outcome), `duplicate` (the reminder already had it: re-published, nothing
 //! sent), `retry` (parked after a transient error), `unknown` (parked after a lost answer to
 //! wait for a delivery status, see `unknown`), `deferred` (a copy parked because its reminder is
-//! backing off), `dead_lettered`, `error` (requeued after a database error).
+//! backing off), `quiet_hours` (parked until the send window opens), `dead_lettered`, `error`
+//! (requeued after a database error).
 
 mod dispatch;
 pub mod outcome;
@@ -32,6 +33,7 @@ pub mod rate_limit;
 mod session;
 mod unknown;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,7 +42,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::broker::Topology;
 use crate::broker::consume::{self, ConsumeOptions};
-use crate::configuration::Settings;
+use crate::configuration::{SendWindow, Settings};
 use crate::context::AppContext;
 use crate::db::dispatch::DispatchWrites;
 use crate::domain::{CountryCode, MessageTemplate};
@@ -56,6 +58,8 @@ pub struct Sender {
     ctx: AppContext,
     provider: Arc<dyn WhatsappProvider>,
     template: MessageTemplate,
+    /// The text of locales whose section sets `message_template`.
+    locale_templates: HashMap<String, MessageTemplate>,
     country: CountryCode,
     rate: RateLimiter,
     /// The same limit again, right before the provider call. `rate` is taken before the claim
@@ -70,6 +74,8 @@ pub struct Sender {
     declared_delays: DeclaredDelays,
     /// Claims and recorded sends of the reminders in flight, a statement for many at once.
     writes: DispatchWrites,
+    /// Quiet hours: outside them a reminder is parked until the window opens.
+    window: SendWindow,
 }
 
 impl Sender {
@@ -85,7 +91,19 @@ impl Sender {
             lease(&ctx.settings),
             w.max_attempts,
         );
+        let window = ctx.settings.send_window().context("sender.send_window")?;
+        let mut locale_templates = HashMap::new();
+        for (name, locale) in &w.locales {
+            if let Some(text) = &locale.message_template {
+                let parsed = MessageTemplate::parse(text).map_err(|e| {
+                    anyhow::anyhow!("whatsapp.locales.{name}.message_template: {e}")
+                })?;
+                locale_templates.insert(name.clone(), parsed);
+            }
+        }
         Ok(Sender {
+            locale_templates,
+            window,
             writes,
             template,
             country,

@@ -11,6 +11,9 @@ use crate::domain::{MessageFailed, MessageSent, OutcomeStatus, OutgoingEvent};
 /// CloudEvents `source` of the outcome events.
 pub const SOURCE: &str = "reminder/sender";
 
+/// `error_code` of a reminder not sent because its phone is opted out.
+pub const OPTED_OUT: &str = "opted_out";
+
 /// An outcome event ready to publish.
 pub struct OutcomeEvent {
     pub status: OutcomeStatus,
@@ -25,7 +28,12 @@ impl OutcomeEvent {
         let event_type = status.event_type();
         let at = record.outcome_at.unwrap_or_else(Utc::now);
         let id = outcome_id(event_type, &record.reminder_id);
-        let attempts = record.attempts.max(1) as u32;
+        // A reminder refused before any attempt (its phone is opted out) reports none.
+        let attempts = if record.error_code.as_deref() == Some(OPTED_OUT) {
+            0
+        } else {
+            record.attempts.max(1) as u32
+        };
         let body = match status {
             OutcomeStatus::Sent => OutgoingEvent::new(
                 id.clone(),

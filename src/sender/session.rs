@@ -147,6 +147,19 @@ impl Sender {
         };
         tracing::Span::current().record("event_id", event.id.as_str());
         let publisher = worker.publisher();
+        // Outside quiet hours' window the message waits in a delay queue, not in a sending
+        // slot; it comes back (re-parked in steps of the longest delay level) when it opens.
+        if let Some(wait) = self.window.wait(chrono::Utc::now()) {
+            tracing::info!(
+                wait_secs = wait.as_secs(),
+                "outside the send window; parking until it opens"
+            );
+            self.park(publisher, delivery, wait).await?;
+            self.ctx
+                .metrics
+                .consumed(ROLE, MAINTENANCE_DUE, "quiet_hours");
+            return Ok(());
+        }
         match self.decide(&event, &due, worker.shutdown()).await? {
             Next::Publish { record, duplicate } => {
                 let event = OutcomeEvent::of(&record).expect("decide only returns final records");

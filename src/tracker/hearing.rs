@@ -29,8 +29,8 @@ pub enum Tracked {
     Outcome(MessageOutcome),
     Status(MessageStatus),
     Reply(ReplyReceived),
-    /// A consent change (`apply_consents`).
-    Consent(IncomingEvent),
+    /// A consent change, which the tracker's consent module applies.
+    Consent,
 }
 
 impl Tracked {
@@ -41,7 +41,7 @@ impl Tracked {
             }
             MESSAGE_STATUS => MessageStatus::from_event(&event).map(Tracked::Status),
             REPLY_RECEIVED => ReplyReceived::from_event(&event).map(Tracked::Reply),
-            CONSENT_CHANGED => Ok(Tracked::Consent(event)),
+            CONSENT_CHANGED => Ok(Tracked::Consent),
             _ => event
                 .expect_type(&[
                     MESSAGE_SENT,
@@ -61,7 +61,6 @@ pub struct Split<'a> {
     pub outcomes: Vec<(&'a Delivery, MessageOutcome)>,
     pub statuses: Vec<(&'a Delivery, MessageStatus)>,
     pub replies: Vec<(&'a Delivery, ReplyReceived)>,
-    pub consents: Vec<(&'a Delivery, IncomingEvent)>,
 }
 
 impl<'a> Split<'a> {
@@ -70,7 +69,8 @@ impl<'a> Split<'a> {
             Tracked::Outcome(o) => self.outcomes.push((delivery, o)),
             Tracked::Status(s) => self.statuses.push((delivery, s)),
             Tracked::Reply(r) => self.replies.push((delivery, r)),
-            Tracked::Consent(c) => self.consents.push((delivery, c)),
+            // The tracker's consent module takes these; they never reach the split.
+            Tracked::Consent => {}
         }
     }
 }
@@ -159,20 +159,6 @@ impl Tracker {
                 Box::pin(self.apply_replies(worker, right, shutdown)).await
             }
         }
-    }
-
-    /// Consent changes: the tracker records nothing of them here; they are acked with the batch
-    /// and counted as `ignored`.
-    pub(super) async fn apply_consents(
-        &self,
-        _worker: &Worker,
-        items: &[(&Delivery, IncomingEvent)],
-        _shutdown: &CancellationToken,
-    ) -> Result<(), HandleError> {
-        if !items.is_empty() {
-            self.ctx.metrics.consumed(ROLE, CONSENT_CHANGED, "ignored");
-        }
-        Ok(())
     }
 
     /// Dead-letters an event the database refused (for a reason other than an outage).

@@ -11,7 +11,11 @@
 //! refuses a batch for a reason other than an outage, the batch is split until the offending
 //! event is found and dead-lettered, and the rest are applied.
 //!
-//! The batches run on the consume loop shared with the sender (`broker::consume`).
+//! The batches run on the consume loop shared with the sender (`broker::consume`). Consent
+//! changes (`consent.changed`, keyword replies, `131050` failures) ride in the same batches and
+//! are recorded by `consent` before the batch is acked.
+
+mod consent;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,7 +32,8 @@ use crate::broker::{Topology, answered};
 use crate::context::AppContext;
 use crate::db::retry::DbError;
 use crate::db::tracking::{Applied, Expect, apply_batch_expecting};
-use crate::domain::{IncomingEvent, MessageOutcome};
+use crate::domain::consent::{CONSENT_CHANGED, ConsentChanged, Keywords, REPLY_RECEIVED};
+use crate::domain::{CountryCode, IncomingEvent, MessageOutcome};
 
 mod hearing;
 
@@ -42,6 +47,8 @@ const GATHER_TICK: Duration = Duration::from_millis(1);
 pub struct Tracker {
     ctx: AppContext,
     topology: Topology,
+    keywords: Keywords,
+    country: CountryCode,
 }
 
 /// Deliveries recorded and acked together, after the batch before them.
@@ -60,8 +67,12 @@ pub struct AckOrder {
 
 impl Tracker {
     pub fn new(ctx: AppContext) -> Tracker {
+        let country = CountryCode::parse(&ctx.settings.whatsapp.default_country_code)
+            .expect("validated at start-up");
         Tracker {
             topology: ctx.broker.topology(),
+            keywords: ctx.settings.consent.keywords(),
+            country,
             ctx,
         }
     }
@@ -193,16 +204,41 @@ impl Tracker {
         let started = Instant::now();
         let max_bytes = self.ctx.settings.amqp.max_message_bytes;
         let mut split = Split::default();
+        let mut changes: Vec<(Option<&Delivery>, ConsentChanged)> = Vec::new();
         for delivery in &batch {
             // An invalid event is not acked on its own: the batch's multiple-ack below covers
             // it, after its dead-letter copy is confirmed.
             let event_type = delivery.routing_key.to_string();
             let parsed = worker
                 .accept(delivery, &event_type, |raw| {
-                    IncomingEvent::parse(raw, max_bytes).and_then(Tracked::parse)
+                    let event = IncomingEvent::parse(raw, max_bytes)?;
+                    // A reply is recorded whatever it says; a stop or start keyword in it is
+                    // also a consent change. A consent change is only that.
+                    let change = if event.ty == REPLY_RECEIVED {
+                        consent::change_of(&event, &self.keywords, &self.country)
+                            .ok()
+                            .flatten()
+                    } else if event.ty == CONSENT_CHANGED {
+                        consent::change_of(&event, &self.keywords, &self.country)?
+                    } else {
+                        None
+                    };
+                    Tracked::parse(event).map(|t| (t, change))
                 })
                 .await?;
-            if let Some(tracked) = parsed {
+            let Some((tracked, change)) = parsed else {
+                continue;
+            };
+            let consent_only = matches!(tracked, Tracked::Consent);
+            if let Some(change) = change {
+                changes.push((consent_only.then_some(delivery), change));
+            }
+            if let Tracked::Outcome(outcome) = &tracked
+                && let Some(change) = consent::change_of_outcome(outcome)
+            {
+                changes.push((None, change));
+            }
+            if !consent_only {
                 split.push(delivery, tracked);
             }
         }
@@ -211,8 +247,7 @@ impl Tracker {
         self.apply_statuses(worker, &split.statuses, shutdown)
             .await?;
         self.apply_replies(worker, &split.replies, shutdown).await?;
-        self.apply_consents(worker, &split.consents, shutdown)
-            .await?;
+        self.apply_consent(worker, &changes, shutdown).await?;
         if let Some(after) = after
             && after.await != Ok(true)
         {
@@ -281,6 +316,60 @@ impl Tracker {
                 Box::pin(self.apply(worker, right, shutdown)).await
             }
         }
+    }
+
+    /// Records the batch's consent changes. One the database refuses (not an outage) is
+    /// dead-lettered when its event carried nothing else, and logged when it came with a
+    /// message outcome already recorded.
+    async fn apply_consent(
+        &self,
+        worker: &Worker,
+        changes: &[(Option<&Delivery>, ConsentChanged)],
+        shutdown: &CancellationToken,
+    ) -> Result<(), HandleError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let pool = &self.ctx.pool;
+        let all: Vec<ConsentChanged> = changes.iter().map(|(_, c)| c.clone()).collect();
+        let result = self
+            .ctx
+            .db_retry(ROLE, shutdown, || crate::db::consent::apply(pool, &all))
+            .await;
+        match result {
+            Ok(_) => {}
+            Err(DbError::Shutdown) => return Err(HandleError::Shutdown),
+            Err(DbError::Fatal(e)) if changes.len() == 1 => {
+                let (delivery, change) = &changes[0];
+                tracing::warn!(phone = %change.phone, error = %e, "the database refused a consent change");
+                if let Some(delivery) = delivery {
+                    let reason = format!("the database refused the consent change: {e}");
+                    worker
+                        .dead_letter(delivery, "database_rejected", &reason)
+                        .await?;
+                }
+                return Ok(());
+            }
+            Err(DbError::Fatal(_)) => {
+                for one in changes {
+                    Box::pin(self.apply_consent(worker, std::slice::from_ref(one), shutdown))
+                        .await?;
+                }
+                return Ok(());
+            }
+        }
+        for (_, change) in changes {
+            let kind = if change.opted_out {
+                "opted_out"
+            } else {
+                "opted_in"
+            };
+            tracing::info!(phone = %change.phone, source = change.source.as_str(), at = %change.at, kind, "consent change");
+            self.ctx
+                .metrics
+                .consumed(ROLE, crate::domain::consent::CONSENT_CHANGED, "counted");
+        }
+        Ok(())
     }
 
     fn count(&self, outcomes: &[MessageOutcome], applied: Applied) {

@@ -3,6 +3,7 @@
 mod api;
 mod broker;
 mod cli;
+mod consent;
 mod dashboard;
 mod database_outage;
 mod export;
@@ -10,6 +11,7 @@ mod hardening_api;
 mod metrics;
 mod monthly_pdf;
 mod pipeline;
+mod policy;
 mod producer;
 mod providers;
 mod report_order;

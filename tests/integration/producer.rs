@@ -135,6 +135,7 @@ async fn the_scan_publishes_vehicles_due_from_today_to_three_days_ahead_and_no_o
 async fn overdue_vehicles_are_included_only_within_overdue_days() {
     let mut env = TestEnv::new();
     env.settings.producer.overdue_days = 2;
+    env.settings.producer.remind_days_before = vec![3, 2, 1, 0, -1, -2];
     let (producer, _broker) = producer(&env).await;
     let amqp = env.amqp().await;
     let ids = insert_vehicles(

@@ -12,6 +12,7 @@ const INDEX: &str = include_str!("../assets/index.html");
 const SCRIPT: &str = include_str!("../assets/dashboard.js");
 const REPORTING_SCRIPT: &str = include_str!("../assets/reporting.js");
 const STYLE: &str = include_str!("../assets/dashboard.css");
+const OPT_OUTS: &str = include_str!("../assets/optouts.js");
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
@@ -42,6 +43,12 @@ pub async fn index() -> impl IntoResponse {
     responses((status = 200, description = "JavaScript", content_type = "text/javascript", body = String)))]
 pub async fn script() -> impl IntoResponse {
     asset("text/javascript; charset=utf-8", SCRIPT)
+}
+
+#[utoipa::path(get, path = "/assets/optouts.js", tag = "operations", summary = "The dashboard's opt-out panel",
+    responses((status = 200, description = "JavaScript", content_type = "text/javascript", body = String)))]
+pub async fn opt_outs_script() -> impl IntoResponse {
+    asset("text/javascript; charset=utf-8", OPT_OUTS)
 }
 
 #[utoipa::path(get, path = "/assets/dashboard.css", tag = "operations", summary = "The dashboard's style sheet",

@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod monthly;
 pub mod never_reminded;
 pub mod openapi;
+pub mod opt_outs;
 pub mod over_reminded;
 pub mod replies;
 pub mod report;

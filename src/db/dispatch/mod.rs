@@ -389,3 +389,34 @@ pub async fn record_retry(
     .await?;
     Ok(r.rows_affected() == 1)
 }
+
+/// Records a reminder as failed with `opted_out` and no attempt, unless it already has an
+/// outcome or an attempt is under way. Returns the record when this call settled it.
+pub async fn record_opted_out(
+    pool: &PgPool,
+    reminder_id: &str,
+    due: &MaintenanceDue,
+    provider: &str,
+    error: &str,
+) -> Result<Option<DispatchRecord>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO reminder_dispatch AS d (reminder_id, id_customer, id_vehicle, phone,
+             customer_name, plate_number, status, attempts, provider, error_code, error, outcome_at)
+         VALUES ($1, $2, $3, $4, $5, $6, 'failed', 0, $7, 'opted_out', $8, now())
+         ON CONFLICT (reminder_id) DO UPDATE SET
+             status = 'failed', error_code = 'opted_out', error = $8, outcome_at = now(),
+             lease_until = NULL, updated_at = now()
+         WHERE d.status = 'retrying' OR (d.status = 'sending' AND d.lease_until < now())
+         RETURNING {COLUMNS}"
+    )))
+    .bind(reminder_id)
+    .bind(due.customer_id)
+    .bind(due.vehicle_id)
+    .bind(due.phone.as_str())
+    .bind(&due.customer_name)
+    .bind(&due.plate_number)
+    .bind(provider)
+    .bind(error)
+    .fetch_optional(pool)
+    .await
+}

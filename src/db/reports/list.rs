@@ -45,6 +45,8 @@ pub struct ReportDetail {
     pub read: i32,
     /// Customers' replies attributed to this pair.
     pub replies: i32,
+    /// The phone the pair's reminders went to is opted out now.
+    pub opted_out: bool,
 }
 
 /// Which reports a list, detail or export covers.
@@ -78,7 +80,9 @@ pub(super) const DETAIL_COLUMNS: &str = r#"
        coalesce(v.plate_number, r.plate_number) AS plate_number,
        v.brand, v.model, v.next_maintenance_date,
        coalesce(f.failed_count, 0) AS failed_count,
-       r.delivered, r.read, r.replies
+       r.delivered, r.read, r.replies,
+       EXISTS (SELECT 1 FROM consent k WHERE k.phone = r.customer_phone AND k.opted_out)
+           AS opted_out
 "#;
 
 pub(super) const DETAIL_JOINS: &str = r#"

@@ -34,6 +34,8 @@ pub struct Statistics {
     pub total_failed_after_send: i64,
     /// Customers' replies (with a period: received in it).
     pub total_replies: i64,
+    /// Phones opted out now (whatever the period).
+    pub opted_out: i64,
     /// The period's first day, when restricted.
     pub from: Option<NaiveDate>,
     /// The period's last day, when restricted.
@@ -130,6 +132,7 @@ pub async fn statistics(
         total_read: row.11,
         total_failed_after_send: row.12,
         total_replies: row.13,
+        opted_out: crate::db::consent::count_opted_out(pool).await?,
         from: days.0,
         to: days.1,
     };

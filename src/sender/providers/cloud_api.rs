@@ -5,7 +5,8 @@
 //! default (body parameters: customer name, plate number, due date); with an empty
 //! `template_name` a free-form text message is sent instead (only delivered inside a 24-hour
 //! customer service window). `biz_opaque_callback_data` carries the reminder id so delivery
-//! webhooks can be matched to it.
+//! webhooks can be matched to it. A `[whatsapp.locales.<locale>]` section may name another
+//! template or language for events in that locale.
 
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
@@ -14,13 +15,20 @@ use super::{
     OutboundMessage, Receipt, RequestFate, SendError, WhatsappProvider, is_transient_status,
     retry_after,
 };
-use crate::configuration::CloudApiSettings;
+use std::collections::HashMap;
+
+use crate::configuration::{CloudApiSettings, LocaleSettings, locale_section};
 
 pub struct CloudApiClient {
     http: reqwest::Client,
     url: String,
     settings: CloudApiSettings,
+    /// Per-locale template name and language (`[whatsapp.locales.<locale>]`).
+    locales: HashMap<String, LocaleSettings>,
 }
+
+/// The Cloud API error of a template that does not exist in the requested language.
+const TEMPLATE_LANGUAGE_MISSING: &str = "132001";
 
 /// Cloud API error codes worth retrying (throttling and temporary outages on Meta's side);
 /// every other code is permanent.
@@ -40,12 +48,33 @@ impl CloudApiClient {
             http,
             url,
             settings,
+            locales: HashMap::new(),
         }
+    }
+
+    /// Uses each locale's template name and language where its section sets them.
+    pub fn with_locales(mut self, locales: HashMap<String, LocaleSettings>) -> Self {
+        self.locales = locales;
+        self
+    }
+
+    /// The template name and language code for an event's locale.
+    fn template_for(&self, locale: &str) -> (&str, &str) {
+        let section = locale_section(&self.locales, locale);
+        (
+            section
+                .and_then(|l| l.template_name.as_deref())
+                .unwrap_or(&self.settings.template_name),
+            section
+                .and_then(|l| l.template_language.as_deref())
+                .unwrap_or(&self.settings.template_language),
+        )
     }
 
     /// The request body for one reminder.
     pub fn body(&self, m: &OutboundMessage) -> Value {
-        if self.settings.template_name.trim().is_empty() {
+        let (template_name, template_language) = self.template_for(&m.locale);
+        if template_name.trim().is_empty() {
             json!({
                 "messaging_product": "whatsapp",
                 "recipient_type": "individual",
@@ -61,8 +90,8 @@ impl CloudApiClient {
                 "to": m.to.as_str(),
                 "type": "template",
                 "template": {
-                    "name": self.settings.template_name,
-                    "language": { "code": self.settings.template_language },
+                    "name": template_name,
+                    "language": { "code": template_language },
                     "components": [{
                         "type": "body",
                         "parameters": [
@@ -109,6 +138,13 @@ impl CloudApiClient {
         let body: Option<Value> = response.json().await.ok();
         let mut error = classify(status.as_u16(), body.as_ref());
         error.retry_after = wait;
+        if error.code == TEMPLATE_LANGUAGE_MISSING {
+            let (name, language) = self.template_for(&m.locale);
+            error.message = format!(
+                "template {name:?} does not exist in language {language:?} (set template_language, or add the translation in WhatsApp Manager): {}",
+                error.message
+            );
+        }
         Err(error)
     }
 }

@@ -190,10 +190,10 @@ pub fn from_settings(settings: &WhatsappSettings) -> anyhow::Result<Arc<dyn What
         .build()?;
     Ok(match settings.provider {
         ProviderKind::Log => Arc::new(log::LogProvider),
-        ProviderKind::CloudApi => Arc::new(cloud_api::CloudApiClient::new(
-            http,
-            settings.cloud_api.clone(),
-        )),
+        ProviderKind::CloudApi => Arc::new(
+            cloud_api::CloudApiClient::new(http, settings.cloud_api.clone())
+                .with_locales(settings.locales.clone()),
+        ),
         ProviderKind::Fonnte => Arc::new(fonnte::FonnteClient::new(
             http,
             settings.fonnte.clone(),
