@@ -31,6 +31,7 @@ fn event(ty: &str, data: Value) -> Value {
     })
 }
 
+/// A reply as the webhook role publishes it: the phone already in E.164 digits.
 fn reply(phone: &str, text: &str, at: DateTime<Utc>) -> Value {
     event(
         "reply.received",
@@ -78,11 +79,11 @@ async fn whole_text_keywords_opt_out_and_back_in_and_other_texts_change_nothing(
     let pool = app.pool();
     let t0 = Utc::now();
 
-    amqp.publish_event(&reply("0812-1111-0001", "STOP", t0))
+    amqp.publish_event(&reply("6281211110001", "STOP", t0))
         .await;
-    amqp.publish_event(&reply("+62 812 1111 0002", "berhenti ", t0))
+    amqp.publish_event(&reply("6281211110002", "berhenti ", t0))
         .await;
-    amqp.publish_event(&reply("081211110003", "jangan stop dulu", t0))
+    amqp.publish_event(&reply("6281211110003", "jangan stop dulu", t0))
         .await;
     wait_for_consent(pool, "6281211110001", Some((true, "keyword"))).await;
     wait_for_consent(pool, "6281211110002", Some((true, "keyword"))).await;
@@ -225,7 +226,7 @@ async fn an_opted_out_phone_is_skipped_by_the_scan_and_refused_by_the_sender_unt
     let (customer, vehicle) = insert_vehicle(&pool, "0812-3333-0001", today).await;
     let (_, other) = insert_vehicle(&pool, "0812-3333-0002", today).await;
 
-    amqp.publish_event(&reply("081233330001", "STOP", Utc::now()))
+    amqp.publish_event(&reply("6281233330001", "STOP", Utc::now()))
         .await;
     wait_for_consent(&pool, "6281233330001", Some((true, "keyword"))).await;
 
@@ -265,7 +266,7 @@ async fn an_opted_out_phone_is_skipped_by_the_scan_and_refused_by_the_sender_unt
     assert_eq!(mock.received_requests().await.unwrap().len(), 0);
 
     // Back in: the next scan reminds again.
-    amqp.publish_event(&reply("081233330001", "MULAI", Utc::now()))
+    amqp.publish_event(&reply("6281233330001", "MULAI", Utc::now()))
         .await;
     wait_for_consent(&pool, "6281233330001", Some((false, "keyword"))).await;
     sender.stop().await;
@@ -308,8 +309,8 @@ async fn the_cadence_reminds_on_the_listed_days_and_skips_after_a_reply() {
     .await
     .unwrap();
     sqlx::query(
-        "INSERT INTO replies (event_id, provider, phone, id_customer, type, text, at)
-         VALUES ('r1', 'cloud_api', '6281244440003', $1, 'text', 'ok', $2)",
+        "INSERT INTO replies (event_id, provider, provider_message_id, phone, id_customer, type, text, at)
+         VALUES ('r1', 'cloud_api', 'wamid.r1', '6281244440003', $1, 'text', 'ok', $2)",
     )
     .bind(replied_customer)
     .bind(sent_at + chrono::Duration::hours(1))

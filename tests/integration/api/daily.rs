@@ -16,10 +16,10 @@ async fn daily_counts_include_zero_days_and_use_the_workshop_time_zone() {
     assert_eq!(
         days,
         json!([
-            {"date": "2026-11-23", "sent": 0, "failed": 0},
-            {"date": "2026-11-24", "sent": 1, "failed": 0},
-            {"date": "2026-11-25", "sent": 2, "failed": 1},
-            {"date": "2026-11-26", "sent": 0, "failed": 0}
+            {"date": "2026-11-23", "sent": 0, "failed": 0, "delivered": 0, "read": 0, "replies": 0},
+            {"date": "2026-11-24", "sent": 1, "failed": 0, "delivered": 0, "read": 0, "replies": 0},
+            {"date": "2026-11-25", "sent": 2, "failed": 1, "delivered": 0, "read": 0, "replies": 0},
+            {"date": "2026-11-26", "sent": 0, "failed": 0, "delivered": 0, "read": 0, "replies": 0}
         ])
     );
     let (_, one) = json_with(
@@ -28,7 +28,10 @@ async fn daily_counts_include_zero_days_and_use_the_workshop_time_zone() {
         StatusCode::OK,
     )
     .await;
-    assert_eq!(one, json!([{"date": "2026-11-10", "sent": 1, "failed": 0}]));
+    assert_eq!(
+        one,
+        json!([{"date": "2026-11-10", "sent": 1, "failed": 0, "delivered": 0, "read": 0, "replies": 0}])
+    );
 
     // By default the last 30 days, ending today in the workshop's zone.
     let (_, default) = json_with(&s.app, "/whatsapp-report/daily", StatusCode::OK).await;
@@ -58,8 +61,8 @@ async fn daily_counts_follow_the_configured_time_zone() {
     assert_eq!(
         days,
         json!([
-            {"date": "2026-11-24", "sent": 3, "failed": 1},
-            {"date": "2026-11-25", "sent": 0, "failed": 0}
+            {"date": "2026-11-24", "sent": 3, "failed": 1, "delivered": 0, "read": 0, "replies": 0},
+            {"date": "2026-11-25", "sent": 0, "failed": 0, "delivered": 0, "read": 0, "replies": 0}
         ])
     );
 }

@@ -149,6 +149,11 @@ async fn statistics_count_totals_and_a_period_from_the_message_history_even_afte
             "max_frequency": 3,
             "last_message_date": "2026-11-24T19:00:00Z",
             "total_failed": 2,
+            "total_delivered": 0,
+            "total_read": 0,
+            "total_failed_after_send": 0,
+            "total_replies": 0,
+            "opted_out": 0,
             "from": null,
             "to": null
         })
