@@ -205,9 +205,23 @@ async fn observe(
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".to_string());
     let unbounded = UNBOUNDED_ROUTES.contains(&request.uri().path());
-    let work = async {
-        let _permit = concurrency.acquire().await.expect("never closed");
+    // The handler runs as a task of its own, which a time-out or a client that goes away
+    // leaves running: its statements end by themselves under the read pool's statement
+    // time-out, and their connections go back to the pool the ordinary way. Dropping a query
+    // half-way instead makes the pool test the connection as it returns; over TLS, closing it
+    // after that test's error can hang for good, and each such connection is then lost to
+    // the pool. Its permit goes with the task, so abandoned work still counts.
+    let work = tokio::spawn(async move {
+        let _permit = concurrency.acquire_owned().await.expect("never closed");
         next.run(request).await
+    });
+    let work = async {
+        match work.await {
+            Ok(r) => r,
+            Err(e) => {
+                ApiError::Internal(anyhow::anyhow!("request handler failed: {e}")).into_response()
+            }
+        }
     };
     let mut response = if unbounded {
         work.await
