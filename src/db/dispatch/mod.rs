@@ -284,6 +284,13 @@ async fn try_record_sent(
 }
 
 /// `RECORD_SENT` returns the dispatch columns of the joined update.
+///
+/// The provider's acceptance also overturns a failure: a handler that stalled past its lease
+/// can hear the provider accept the message after a newer attempt recorded the reminder failed
+/// (its attempts exhausted, or an error of its own). The customer has the message, so the
+/// record says sent and `message.sent` is published, and the frequency counts it; the failure
+/// already published stays in the history. Only a refusal for an opted-out phone stands, as
+/// it made no provider call that could be answered.
 static RECORD_SENT: LazyLock<String> = LazyLock::new(|| {
     format!(
         "UPDATE reminder_dispatch SET status = 'sent', provider_message_id = u.message_id,
@@ -291,7 +298,9 @@ static RECORD_SENT: LazyLock<String> = LazyLock::new(|| {
              updated_at = now()
          FROM UNNEST($1::text[], $2::text[], $3::timestamptz[]) AS u(id, message_id, sent_at)
          WHERE reminder_dispatch.reminder_id = u.id
-           AND reminder_dispatch.status IN ('sending', 'retrying')
+           AND (reminder_dispatch.status IN ('sending', 'retrying')
+                OR (reminder_dispatch.status = 'failed'
+                    AND reminder_dispatch.error_code IS DISTINCT FROM 'opted_out'))
          RETURNING {}",
         COLUMNS.replace("reminder_id,", "reminder_dispatch.reminder_id,")
     )

@@ -201,6 +201,57 @@ async fn a_handler_whose_lease_was_taken_over_cannot_overwrite_the_newer_attempt
 }
 
 #[tokio::test]
+async fn a_stalled_attempt_the_provider_accepted_after_a_newer_one_failed_records_the_reminder_sent()
+ {
+    let env = TestEnv::new();
+    let pool = env.pool().await;
+    let due = sample_due();
+    let lease = Duration::from_secs(30);
+
+    // Attempt 1 stalls past its lease; attempt 2, the last, fails for good.
+    dispatch::claim(&pool, "r1", &due, "cloud_api", Duration::ZERO, 2)
+        .await
+        .unwrap();
+    dispatch::claim(&pool, "r1", &due, "cloud_api", lease, 2)
+        .await
+        .unwrap();
+    let failed =
+        dispatch::record_failed(&pool, "r1", Some(2), "131049", "spam", chrono::Utc::now())
+            .await
+            .unwrap();
+    assert_eq!(failed.status, DispatchStatus::Failed);
+
+    // Then attempt 1's answer arrives: the provider accepted it, the customer has the message.
+    let late = dispatch::record_sent(&pool, "r1", "wamid.late", chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(late.status, DispatchStatus::Sent, "the acceptance stands");
+    assert_eq!(late.provider_message_id.as_deref(), Some("wamid.late"));
+    assert_eq!(late.error_code, None);
+    let event = reminder::sender::outcome::OutcomeEvent::of(&late).expect("an outcome");
+    assert_eq!(event.id, outcome_id("message.sent", "r1"));
+
+    // A refusal for an opted-out phone made no call, so nothing can overturn it.
+    dispatch::claim(&pool, "r2", &due, "cloud_api", lease, 2)
+        .await
+        .unwrap();
+    dispatch::record_failed(
+        &pool,
+        "r2",
+        None,
+        "opted_out",
+        "opted out",
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+    let refused = dispatch::record_sent(&pool, "r2", "wamid.x", chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(refused.status, DispatchStatus::Failed);
+}
+
+#[tokio::test]
 async fn a_reminder_recorded_as_sent_before_a_crash_is_published_again_without_sending() {
     let mock = MockServer::start().await;
     mock_cloud_api_ok(&mock).await;
