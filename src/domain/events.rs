@@ -4,10 +4,11 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use uuid::Uuid;
 
 use super::cloud_event::{EventError, IncomingEvent};
+use super::fields::{error_text, opt_text, req_date, req_str, req_text, req_time, req_uuid};
 use super::phone_number::{CountryCode, PhoneNumber};
 
 pub const MAINTENANCE_DUE: &str = "maintenance.due";
@@ -42,9 +43,6 @@ pub fn outcome_id(outcome_type: &str, reminder_id: &str) -> String {
     )
     .to_string()
 }
-
-const MAX_TEXT: usize = 200;
-
 /// A vehicle whose maintenance is due: what the sender needs to remind its owner.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MaintenanceDue {
@@ -224,111 +222,6 @@ impl MessageOutcome {
     }
 }
 
-fn key(field: &'static str) -> &'static str {
-    field.strip_prefix("data.").unwrap_or(field)
-}
-
-pub(super) fn get<'a>(d: &'a Map<String, Value>, field: &'static str) -> Option<&'a Value> {
-    d.get(key(field)).filter(|v| !v.is_null())
-}
-
-pub(super) fn req_str(d: &Map<String, Value>, field: &'static str) -> Result<String, EventError> {
-    match get(d, field) {
-        None => Err(EventError::MissingField(field)),
-        Some(Value::String(s)) => Ok(s.clone()),
-        Some(_) => Err(EventError::InvalidField {
-            field,
-            reason: "must be a string".into(),
-        }),
-    }
-}
-
-pub(super) fn req_text(d: &Map<String, Value>, field: &'static str) -> Result<String, EventError> {
-    opt_text(d, field)?.ok_or(EventError::MissingField(field))
-}
-
-pub(super) fn opt_text(
-    d: &Map<String, Value>,
-    field: &'static str,
-) -> Result<Option<String>, EventError> {
-    let text = opt_long_text(d, field)?;
-    if let Some(t) = &text
-        && t.chars().count() > MAX_TEXT
-    {
-        return Err(EventError::InvalidField {
-            field,
-            reason: format!("longer than {MAX_TEXT} characters"),
-        });
-    }
-    Ok(text)
-}
-
-/// A string that may be long (error texts are cut, not rejected).
-pub(super) fn opt_long_text(
-    d: &Map<String, Value>,
-    field: &'static str,
-) -> Result<Option<String>, EventError> {
-    match get(d, field) {
-        None => Ok(None),
-        Some(Value::String(s)) => {
-            let s = s.trim();
-            if s.is_empty() {
-                Err(EventError::InvalidField {
-                    field,
-                    reason: "must not be empty".into(),
-                })
-            } else {
-                Ok(Some(s.chars().take(2000).collect()))
-            }
-        }
-        Some(_) => Err(EventError::InvalidField {
-            field,
-            reason: "must be a string".into(),
-        }),
-    }
-}
-
-/// `data.error` may be absent or empty (some providers give a code and nothing else).
-fn error_text(d: &Map<String, Value>) -> Result<String, EventError> {
-    match get(d, "data.error") {
-        None => Ok(String::new()),
-        Some(Value::String(s)) => Ok(s.trim().chars().take(2000).collect()),
-        Some(_) => Err(EventError::InvalidField {
-            field: "data.error",
-            reason: "must be a string".into(),
-        }),
-    }
-}
-
-pub(super) fn req_uuid(d: &Map<String, Value>, field: &'static str) -> Result<Uuid, EventError> {
-    let s = req_str(d, field)?;
-    Uuid::parse_str(s.trim()).map_err(|_| EventError::InvalidField {
-        field,
-        reason: format!("not a UUID: {s:?}"),
-    })
-}
-
-fn req_date(d: &Map<String, Value>, field: &'static str) -> Result<NaiveDate, EventError> {
-    let s = req_str(d, field)?;
-    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map_err(|_| EventError::InvalidField {
-        field,
-        reason: format!("not a date YYYY-MM-DD: {s:?}"),
-    })
-}
-
-pub(super) fn req_time(
-    d: &Map<String, Value>,
-    field: &'static str,
-) -> Result<DateTime<Utc>, EventError> {
-    let s = req_str(d, field)?;
-    DateTime::parse_from_rfc3339(s.trim())
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| EventError::InvalidField {
-            field,
-            reason: format!("not an RFC 3339 time: {s:?}"),
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -366,6 +259,24 @@ mod tests {
         assert_eq!(due.phone.as_str(), "6281234567890");
         assert_eq!(due.due_date, NaiveDate::from_ymd_opt(2026, 11, 26).unwrap());
         assert_eq!(due.locale, None);
+    }
+
+    #[test]
+    fn control_and_format_characters_never_reach_the_message_or_the_report() {
+        let mut data = due_data();
+        data["customer_name"] = json!("Budi\nSantoso\u{0007}");
+        data["plate_number"] = json!("B 1234 \u{202E}ZYX\u{202C}");
+        data["vehicle"] = json!("\u{FEFF}Honda\tVario\u{200B} 125\r\n");
+        let due = MaintenanceDue::from_event(&event(MAINTENANCE_DUE, data), &cc()).unwrap();
+        assert_eq!(due.customer_name, "Budi Santoso");
+        assert_eq!(due.plate_number, "B 1234 ZYX");
+        assert_eq!(due.vehicle.as_deref(), Some("Honda Vario 125"));
+
+        // A name of nothing but such characters is as empty as a blank one.
+        let mut data = due_data();
+        data["customer_name"] = json!("\u{202E}\u{200B}\n");
+        let err = MaintenanceDue::from_event(&event(MAINTENANCE_DUE, data), &cc()).unwrap_err();
+        assert!(err.to_string().contains("data.customer_name"), "{err}");
     }
 
     #[test]

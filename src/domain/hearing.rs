@@ -5,7 +5,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use super::cloud_event::{EventError, IncomingEvent};
-use super::events::{MESSAGE_STATUS, REPLY_RECEIVED, opt_long_text, opt_text, req_text, req_time};
+use super::events::{MESSAGE_STATUS, REPLY_RECEIVED};
+use super::fields::{opt_long_text, opt_text, req_text, req_time};
 use super::phone_number::PhoneNumber;
 use super::webhook::{DeliveryStatus, ReplyType};
 

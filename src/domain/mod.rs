@@ -5,6 +5,7 @@
 pub mod cloud_event;
 pub mod consent;
 pub mod events;
+pub mod fields;
 pub mod hearing;
 pub mod message_template;
 pub mod phone_number;
