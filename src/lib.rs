@@ -17,7 +17,8 @@
 //!   series), `backoff` (retry delays), `db` (PostgreSQL: pool, migrations, the queries of each
 //!   table family, retrying through outages), `broker` (RabbitMQ: the supervised connection,
 //!   topology, confirmed publishing, and the consume loop the consuming roles share), `context`
-//!   (what the roles of one process share);
+//!   (what the roles of one process share), `http_listener` (the HTTP listener every endpoint
+//!   shares: header time-out, connection cap, graceful end);
 //! - roles: `producer` (the scan publishing `maintenance.due`), `sender` (sends reminders and
 //!   publishes their outcome), `tracker` (counts outcomes into the report and records delivery
 //!   statuses and replies), `api` (the read-only HTTP API and dashboard), `webhook` (hears the
@@ -32,6 +33,7 @@ pub mod configuration;
 pub mod context;
 pub mod db;
 pub mod domain;
+pub mod http_listener;
 pub mod metrics;
 pub mod telemetry;
 

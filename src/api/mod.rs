@@ -270,11 +270,10 @@ pub async fn serve(
         pool.clone(),
         shutdown.clone(),
     ));
+    let limits = ctx.settings.http.listener_limits();
     let app = router_with_pool(ctx, pool.clone())?;
     tracing::info!(address = %listener.local_addr()?, "HTTP API listening");
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await;
+    let served = crate::http_listener::serve(listener, app, limits, shutdown).await;
     pool.close().await;
     Ok(served?)
 }
@@ -288,6 +287,7 @@ pub async fn serve_operations(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let tz = ctx.settings.producer.tz()?;
+    let limits = ctx.settings.http.listener_limits();
     let state = ApiState {
         pool: ctx.pool.clone(),
         ctx,
@@ -303,9 +303,7 @@ pub async fn serve_operations(
         .fallback(not_found)
         .with_state(state);
     tracing::info!(address = %listener.local_addr()?, "metrics endpoint listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await?;
+    crate::http_listener::serve(listener, app, limits, shutdown).await?;
     Ok(())
 }
 

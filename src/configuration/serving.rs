@@ -20,6 +20,21 @@ pub struct HttpSettings {
     pub max_concurrent_requests: usize,
     /// Size of the API's own read-only pool (the roles' pool is `database.max_connections`).
     pub db_connections: u32,
+    /// Time a client may take to send a request's headers, and to start the next one on a
+    /// kept-alive connection; on every listener (API, operations, webhook).
+    pub header_read_timeout_ms: u64,
+    /// Connections open at once on each listener; more wait to be accepted.
+    pub max_connections: usize,
+}
+
+impl HttpSettings {
+    /// The listeners' limits.
+    pub fn listener_limits(&self) -> crate::http_listener::Limits {
+        crate::http_listener::Limits {
+            header_read_timeout: Duration::from_millis(self.header_read_timeout_ms),
+            max_connections: self.max_connections,
+        }
+    }
 }
 
 /// The `webhook` section: where the internet-facing webhook role listens.

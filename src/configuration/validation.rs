@@ -159,6 +159,12 @@ impl Settings {
         if self.http.db_connections == 0 {
             return Err(invalid("http.db_connections", "must be at least 1"));
         }
+        if self.http.header_read_timeout_ms == 0 {
+            return Err(invalid("http.header_read_timeout_ms", "must be positive"));
+        }
+        if self.http.max_connections == 0 {
+            return Err(invalid("http.max_connections", "must be at least 1"));
+        }
         if self.alerts.window_days == 0 {
             return Err(invalid("alerts.window_days", "must be at least 1"));
         }

@@ -7,7 +7,6 @@ use uuid::Uuid;
 
 use super::cloud_event::EventError;
 
-
 const MAX_TEXT: usize = 200;
 
 fn key(field: &'static str) -> &'static str {
@@ -121,7 +120,10 @@ pub(super) fn req_uuid(d: &Map<String, Value>, field: &'static str) -> Result<Uu
     })
 }
 
-pub(super) fn req_date(d: &Map<String, Value>, field: &'static str) -> Result<NaiveDate, EventError> {
+pub(super) fn req_date(
+    d: &Map<String, Value>,
+    field: &'static str,
+) -> Result<NaiveDate, EventError> {
     let s = req_str(d, field)?;
     NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map_err(|_| EventError::InvalidField {
         field,

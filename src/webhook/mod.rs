@@ -202,11 +202,11 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let outcomes = routes::Outcome::ALL.map(routes::Outcome::as_str);
     ctx.metrics.init_webhook(&outcomes);
+    let limits = ctx.settings.http.listener_limits();
     let app = router(ctx, shutdown.clone())?;
     let address = listener.local_addr()?;
     tracing::info!(%address, "webhook listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
+    crate::http_listener::serve(listener, app, limits, shutdown)
         .await
         .with_context(|| format!("the webhook listener on {address} failed"))
 }
