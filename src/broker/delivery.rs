@@ -40,14 +40,34 @@ impl DeliveryExt for Delivery {
         self.properties
             .message_id()
             .as_ref()
-            .map(|s| s.to_string())
-            .or_else(|| self.header("ce-id"))
+            .map(|s| printable(s.as_str()))
+            .or_else(|| self.header("ce-id").map(|s| printable(&s)))
             .unwrap_or_else(|| "-".into())
     }
 
     fn content_type(&self) -> Option<&str> {
         self.properties.content_type().as_ref().map(|s| s.as_str())
     }
+}
+
+/// A publisher's id as it may be shown in a log line or a terminal: control and format
+/// characters escaped (a newline or an ANSI escape in an id cannot forge a log line or recolour
+/// a terminal) and at most 128 characters.
+pub fn printable(id: &str) -> String {
+    use unicode_general_category::{GeneralCategory, get_general_category};
+    const MAX: usize = 128;
+    let mut out = String::with_capacity(id.len().min(MAX));
+    for (i, c) in id.chars().enumerate() {
+        if i == MAX {
+            out.push('…');
+            break;
+        }
+        match get_general_category(c) {
+            GeneralCategory::Control | GeneralCategory::Format => out.extend(c.escape_unicode()),
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 pub fn amqp_text(value: &AMQPValue) -> Option<String> {
@@ -113,5 +133,21 @@ fn topology_queue(topology: &Topology, role: &str) -> String {
         "sender" => topology.sender_queue.clone(),
         "tracker" => topology.tracker_queue.clone(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_shown_with_control_characters_escaped_and_cut_short() {
+        assert_eq!(printable("evt-1"), "evt-1");
+        assert_eq!(
+            printable("x\n2026-12-05 INFO forged\u{1b}[31m\u{202e}"),
+            "x\\u{a}2026-12-05 INFO forged\\u{1b}[31m\\u{202e}"
+        );
+        let long = "a".repeat(300);
+        assert_eq!(printable(&long).chars().count(), 129);
     }
 }

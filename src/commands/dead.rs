@@ -15,11 +15,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::broker::delivery::{
     DEAD_AT_HEADER, DeliveryExt, ERROR_CODE_HEADER, ERROR_HEADER, QUEUE_HEADER, ROUTING_KEY_HEADER,
-    amqp_text,
+    amqp_text, printable,
 };
 use crate::broker::publisher::{Outgoing, Publisher, without_headers};
 use crate::broker::{Broker, Topology};
 use crate::configuration::Settings;
+use crate::domain::events::{
+    CONSENT_CHANGED, MAINTENANCE_DUE, MESSAGE_FAILED, MESSAGE_SENT, MESSAGE_STATUS, REPLY_RECEIVED,
+};
 
 #[derive(Debug, Subcommand)]
 pub enum DeadCommand {
@@ -62,9 +65,13 @@ impl DeadLetter {
                 None => "unknown".into(),
             },
         };
+        let event_id = match d.id_hint() {
+            hint if hint != "-" => hint,
+            _ => body_field(&d.data, "id").map_or_else(|| "-".into(), |id| printable(&id)),
+        };
         DeadLetter {
-            event_id: d.id_hint(),
-            routing_key: original_routing_key(d),
+            event_id,
+            routing_key: original_routing_key(d).unwrap_or_else(|| "-".into()),
             queue: d
                 .header(QUEUE_HEADER)
                 .or_else(|| death.as_ref().map(|(_, q, _)| q.clone())),
@@ -92,10 +99,73 @@ fn first_death(d: &lapin::message::Delivery) -> Option<(String, String, String)>
     Some((text("reason"), text("queue"), key))
 }
 
-fn original_routing_key(d: &lapin::message::Delivery) -> String {
-    d.header(ROUTING_KEY_HEADER)
-        .or_else(|| first_death(d).map(|(_, _, k)| k).filter(|k| !k.is_empty()))
-        .unwrap_or_else(|| d.routing_key.to_string())
+/// The event types reminder's queues are bound to; each is its own routing key.
+const ROUTED_TYPES: &[&str] = &[
+    MAINTENANCE_DUE,
+    MESSAGE_SENT,
+    MESSAGE_FAILED,
+    MESSAGE_STATUS,
+    REPLY_RECEIVED,
+    CONSENT_CHANGED,
+];
+
+/// The routing key a dead letter is replayed with: the first of what it carries that a queue
+/// is bound to. A reminder parked in a delay queue and later dead-lettered by the broker
+/// carries only queue names (the default exchange's keys) in its `x-death`, so its event type
+/// (the CloudEvents `ce-type` header or the body's `type`) is the last resort; `None` when
+/// nothing names a routed type, as replaying it would route it nowhere.
+fn original_routing_key(d: &lapin::message::Delivery) -> Option<String> {
+    let mut candidates: Vec<String> = Vec::new();
+    candidates.extend(d.header(ROUTING_KEY_HEADER));
+    candidates.extend(death_routing_keys(d));
+    candidates.push(d.routing_key.to_string());
+    candidates.extend(d.header("ce-type"));
+    candidates.extend(body_type(&d.data));
+    pick_routing_key(candidates)
+}
+
+fn pick_routing_key(candidates: impl IntoIterator<Item = String>) -> Option<String> {
+    candidates
+        .into_iter()
+        .find(|k| ROUTED_TYPES.contains(&k.as_str()))
+}
+
+/// Every routing key of every `x-death` entry, oldest death last as RabbitMQ orders them.
+fn death_routing_keys(d: &lapin::message::Delivery) -> Vec<String> {
+    let Some(headers) = d.properties.headers().as_ref() else {
+        return Vec::new();
+    };
+    let Some(AMQPValue::FieldArray(deaths)) = headers.inner().get("x-death") else {
+        return Vec::new();
+    };
+    deaths
+        .as_slice()
+        .iter()
+        .filter_map(|death| match death {
+            AMQPValue::FieldTable(t) => match t.inner().get("routing-keys") {
+                Some(AMQPValue::FieldArray(keys)) => Some(
+                    keys.as_slice()
+                        .iter()
+                        .filter_map(amqp_text)
+                        .collect::<Vec<_>>(),
+                ),
+                _ => None,
+            },
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+/// The `type` of a structured-mode CloudEvent body.
+fn body_type(body: &[u8]) -> Option<String> {
+    body_field(body, "type")
+}
+
+/// A top-level string field of a JSON body (a structured-mode CloudEvent's `id` or `type`).
+fn body_field(body: &[u8], field: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    value.get(field)?.as_str().map(str::to_string)
 }
 
 const BOOKKEEPING_HEADERS: &[&str] = &[
@@ -136,24 +206,50 @@ pub async fn list(
     Ok(out)
 }
 
+/// What one `dead replay` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Replayed {
+    /// Published back with their routing key and removed from the dead-letter queue.
+    pub replayed: u64,
+    /// Left in the dead-letter queue: nothing they carry names an event type a queue is bound to.
+    pub unroutable: u64,
+}
+
 /// Publishes up to `limit` dead letters back to the events exchange with their original
-/// routing key, acking each only after its replay is confirmed. Returns how many.
+/// routing key, acking each only after its replay is confirmed.
+///
+/// Each dead letter is replayed at most once per invocation: only as many messages as the
+/// queue held when the replay began are taken from its head, so a message that fails again
+/// and returns to the tail is not picked up a second time (without this, a still-invalid
+/// message would be replayed forever). Unroutable ones are held unsettled until the end, so
+/// the next one can be read, and then go back to the queue untouched.
 pub async fn replay(
     broker: &Broker,
     shutdown: &CancellationToken,
     limit: Option<u32>,
-) -> anyhow::Result<u64> {
+) -> anyhow::Result<Replayed> {
     let channel = connected_channel(broker, shutdown).await?;
     let topology = Topology::new(broker.settings());
     topology.declare(&channel).await?;
     let publisher = Publisher::open(broker, shutdown).await?;
-    let mut replayed = 0u64;
-    while limit.is_none_or(|l| replayed < l as u64) {
+    let mut done = Replayed::default();
+    let mut held = Vec::new();
+    let mut remaining: Option<u64> = None;
+    while limit.is_none_or(|l| done.replayed < l as u64) && remaining != Some(0) {
         let Some(message) = get(&channel, &topology).await? else {
             break;
         };
+        // The broker says how many messages follow this one: on the first read, that fixes
+        // how many this replay may take.
+        let left = remaining.get_or_insert(u64::from(message.message_count) + 1);
+        *left -= 1;
         let d = &message.delivery;
-        let routing_key = original_routing_key(d);
+        let Some(routing_key) = original_routing_key(d) else {
+            tracing::warn!(event_id = %d.id_hint(), "a dead letter names no routed event type; left in the queue");
+            done.unroutable += 1;
+            held.push(message);
+            continue;
+        };
         publisher
             .publish(Outgoing {
                 exchange: topology.exchange.clone(),
@@ -164,11 +260,13 @@ pub async fn replay(
             .await
             .with_context(|| format!("replaying {} to {routing_key}", d.id_hint()))?;
         d.acker.ack(BasicAckOptions::default()).await?;
-        replayed += 1;
+        done.replayed += 1;
     }
     publisher.close().await;
+    // Closing the channel returns the held (unroutable) messages to the queue.
     channel.close(200, "replayed".into()).await.ok();
-    Ok(replayed)
+    drop(held);
+    Ok(done)
 }
 
 async fn get(
@@ -215,11 +313,39 @@ pub async fn run(settings: Settings, command: DeadCommand) -> anyhow::Result<()>
             Ok(())
         }
         DeadCommand::Replay { limit } => {
-            let n = replay(&broker, &shutdown, limit).await?;
-            println!("replayed {n} dead letter(s)");
+            let done = replay(&broker, &shutdown, limit).await?;
+            println!("replayed {} dead letter(s)", done.replayed);
+            if done.unroutable > 0 {
+                println!(
+                    "left {} in the queue: they name no event type reminder routes",
+                    done.unroutable
+                );
+            }
             Ok(())
         }
     };
     shutdown.cancel();
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_parked_reminder_dead_lettered_later_is_replayed_under_its_event_type() {
+        // Parked in a delay queue, then dead-lettered by the broker: only queue names as keys.
+        let keys = [
+            "rem.sender".to_string(),
+            "rem.sender.retry.1000ms".to_string(),
+            "rem.sender".to_string(),
+            "maintenance.due".to_string(),
+        ];
+        assert_eq!(pick_routing_key(keys).as_deref(), Some("maintenance.due"));
+        assert_eq!(
+            body_type(br#"{"specversion":"1.0","type":"message.sent","id":"x"}"#).as_deref(),
+            Some("message.sent")
+        );
+        assert_eq!(pick_routing_key(["rem.sender".to_string()]), None);
+    }
 }

@@ -28,7 +28,7 @@ pub use policy::ConsentSettings;
 pub use roles::{ProducerSettings, SenderSettings, TrackerSettings};
 pub use secret::Secret;
 pub use send_window::SendWindow;
-pub use services::{AmqpSettings, DatabaseSettings, QueueType};
+pub use services::{AmqpSettings, DatabaseSettings, QueueType, redact_url};
 pub use serving::{
     AlertSettings, HttpSettings, LogFormat, RetentionSettings, RuntimeSettings, TelemetrySettings,
     WebhookSettings,

@@ -46,8 +46,10 @@ impl Settings {
             return Err(invalid("amqp.url", "no broker address given"));
         }
         for node in &nodes {
-            lapin::uri::AMQPUri::from_str(node)
-                .map_err(|e| invalid("amqp.url", format!("not an AMQP URL ({e})")))?;
+            lapin::uri::AMQPUri::from_str(node).map_err(|e| {
+                let node = super::services::redact_url(node);
+                invalid("amqp.url", format!("{node} is not an AMQP URL ({e})"))
+            })?;
         }
         if self.amqp.exchange.trim().is_empty() {
             return Err(invalid("amqp.exchange", "must not be empty"));
@@ -243,6 +245,17 @@ mod tests {
         let mut s = Settings::defaults();
         s.amqp.url = "http//nope".into();
         assert!(s.validate().unwrap_err().to_string().contains("amqp.url"));
+        let mut s = Settings::defaults();
+        s.amqp.url = "amqp://guest:guest@a:5672,amqp://ops:s3cret@b:notaport".into();
+        let err = s.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("amqp.url") && err.contains("ops:***@b"),
+            "{err}"
+        );
+        assert!(!err.contains("s3cret"), "{err}");
+        assert!(!format!("{:?}", s.amqp).contains("s3cret"));
+        s.database.url = "postgres://app:s3cret@db/x".into();
+        assert!(!format!("{:?}", s.database).contains("s3cret"));
         let mut s = Settings::defaults();
         s.database.url = "mysql:/x".into();
         assert!(

@@ -15,6 +15,7 @@ use super::{ROLE, Sender};
 use crate::broker::PublishError;
 use crate::broker::acks::AckWindow;
 use crate::broker::consume::{Consume, HandleError, Worker};
+use crate::broker::delivery::printable;
 use crate::db::retry::DbError;
 use crate::domain::events::MAINTENANCE_DUE;
 use crate::domain::{IncomingEvent, MaintenanceDue};
@@ -145,7 +146,7 @@ impl Sender {
         let Some((event, due)) = parsed else {
             return Ok(());
         };
-        tracing::Span::current().record("event_id", event.id.as_str());
+        tracing::Span::current().record("event_id", printable(&event.id).as_str());
         let publisher = worker.publisher();
         // Outside quiet hours' window the message waits in a delay queue, not in a sending
         // slot; it comes back (re-parked in steps of the longest delay level) when it opens.

@@ -28,6 +28,7 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::consume::{self, Consume, ConsumeOptions, HandleError, Worker};
+use crate::broker::delivery::printable;
 use crate::broker::{Topology, answered};
 use crate::context::AppContext;
 use crate::db::retry::DbError;
@@ -296,14 +297,14 @@ impl Tracker {
             Ok(applied) => {
                 self.count(&outcomes, applied);
                 for (delivery, outcome) in items {
-                    tracing::debug!(event_id = %outcome.event_id, tag = delivery.delivery_tag, "recorded");
+                    tracing::debug!(event_id = %printable(&outcome.event_id), tag = delivery.delivery_tag, "recorded");
                 }
                 Ok(())
             }
             Err(DbError::Shutdown) => Err(HandleError::Shutdown),
             Err(DbError::Fatal(e)) if items.len() == 1 => {
                 let (delivery, outcome) = &items[0];
-                tracing::warn!(event_id = %outcome.event_id, error = %e, "the database refused an event; dead-lettering it");
+                tracing::warn!(event_id = %printable(&outcome.event_id), error = %e, "the database refused an event; dead-lettering it");
                 let reason = format!("the database refused the event: {e}");
                 worker
                     .dead_letter(delivery, "database_rejected", &reason)

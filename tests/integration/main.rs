@@ -6,6 +6,7 @@ mod cli;
 mod consent;
 mod dashboard;
 mod database_outage;
+mod dead_letters;
 mod export;
 mod hardening_api;
 mod metrics;

@@ -1,5 +1,6 @@
-//! The `log` provider: writes the rendered reminder to the log (phone masked) and succeeds.
-//! For demos, development and dry runs; it needs no credentials.
+//! The `log` provider: logs that a reminder would have gone out (its id, the masked phone and
+//! the text's length, never the text, which holds the customer's name and plate) and succeeds.
+//! For demos, development and dry runs; it needs no credentials. `reminder preview` shows texts.
 
 use futures::future::BoxFuture;
 
@@ -13,7 +14,12 @@ impl WhatsappProvider for LogProvider {
     }
     fn send<'a>(&'a self, m: &'a OutboundMessage) -> BoxFuture<'a, Result<Receipt, SendError>> {
         Box::pin(async move {
-            tracing::info!(to = %m.to, text = %m.text, "WhatsApp message (log provider)");
+            tracing::info!(
+                reminder_id = %m.reminder_id,
+                to = %m.to,
+                characters = m.text.chars().count(),
+                "WhatsApp message (log provider)"
+            );
             Ok(Receipt {
                 provider_message_id: format!("log.{}", m.reminder_id),
             })
