@@ -94,13 +94,28 @@ impl Sender {
                 }
             }
         }
-        // Rate limits come before the claim, so waiting never eats into the claim's lease.
+        // Rate limits come before the claim, so waiting never eats into the claim's lease. A
+        // phone's next slot further off than a moment is waited for in a delay queue, not in
+        // one of the sending slots everyone else needs.
+        let phone = due.phone.as_str();
+        let mut slot = self.gap.reserve(phone, &event.id);
+        loop {
+            let gap_wait = slot.saturating_duration_since(tokio::time::Instant::now());
+            if gap_wait.as_millis() as i64 > DEFER_THRESHOLD_MS {
+                return Ok(self.defer(gap_wait.as_millis() as i64));
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return Err(DbError::Shutdown),
+                _ = tokio::time::sleep_until(slot) => {}
+            }
+            match self.gap.take(phone, &event.id) {
+                Ok(()) => break,
+                Err(later) => slot = later,
+            }
+        }
         tokio::select! {
             _ = shutdown.cancelled() => return Err(DbError::Shutdown),
-            _ = async {
-                self.gap.acquire(due.phone.as_str()).await;
-                self.rate.acquire().await;
-            } => {}
+            _ = self.rate.acquire() => {}
         }
         let waiting_since = std::time::Instant::now();
         loop {

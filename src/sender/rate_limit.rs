@@ -93,16 +93,55 @@ impl WindowGuard {
 }
 
 /// Keeps sends to the same number at least `gap` apart.
+///
+/// Each reminder for a number gets the next free slot for it, reserved under its reminder id.
+/// A reminder whose slot is more than a moment away is parked in a delay queue until then
+/// rather than waiting in a sending slot: a fleet customer with hundreds of vehicles on one
+/// phone would otherwise fill every slot and hold everyone else's reminders up. When the
+/// parked copy comes back, its reservation is waiting for it. Copies can come back late (a
+/// backlog in the sender queue) and so bunch up; the send itself is therefore only let through
+/// a gap after the number's last send, and a copy that missed its turn takes a new slot.
 pub struct RecipientGap {
     gap: Duration,
-    next: Mutex<HashMap<String, Instant>>,
+    state: Mutex<GapState>,
 }
+
+#[derive(Default)]
+struct GapState {
+    /// Per phone: the first instant not yet reserved.
+    next: HashMap<String, Instant>,
+    /// Per phone: when the last send to it was let through.
+    last: HashMap<String, Instant>,
+    /// Per reminder id: its reserved slot.
+    reserved: HashMap<String, Instant>,
+}
+
+impl GapState {
+    fn reserve_new(
+        &mut self,
+        phone: &str,
+        reminder_id: &str,
+        gap: Duration,
+        now: Instant,
+    ) -> Instant {
+        let mut slot = self.next.get(phone).copied().unwrap_or(now).max(now);
+        if let Some(last) = self.last.get(phone) {
+            slot = slot.max(*last + gap);
+        }
+        self.next.insert(phone.to_string(), slot + gap);
+        self.reserved.insert(reminder_id.to_string(), slot);
+        slot
+    }
+}
+
+/// Reservations and last sends older than this are forgotten.
+const FORGET_AFTER: Duration = Duration::from_secs(600);
 
 impl RecipientGap {
     pub fn new(gap: Duration) -> Self {
         RecipientGap {
             gap,
-            next: Mutex::new(HashMap::new()),
+            state: Mutex::new(GapState::default()),
         }
     }
 
@@ -110,28 +149,52 @@ impl RecipientGap {
     pub fn is_free(&self, phone: &str) -> bool {
         self.gap.is_zero()
             || self
-                .next
+                .state
                 .lock()
                 .expect("recipient gap lock")
+                .next
                 .get(phone)
                 .is_none_or(|t| *t <= Instant::now())
     }
 
-    pub async fn acquire(&self, phone: &str) {
+    /// The slot of `reminder_id` for `phone`: the one it reserved before (unless another send
+    /// to the number took its turn meanwhile), or the next free one, reserved now.
+    pub fn reserve(&self, phone: &str, reminder_id: &str) -> Instant {
+        let now = Instant::now();
         if self.gap.is_zero() {
-            return;
+            return now;
         }
-        let slot = {
-            let mut map = self.next.lock().expect("recipient gap lock");
-            let now = Instant::now();
-            if map.len() > 10_000 {
-                map.retain(|_, t| *t > now);
-            }
-            let slot = map.get(phone).copied().unwrap_or(now).max(now);
-            map.insert(phone.to_string(), slot + self.gap);
-            slot
-        };
-        tokio::time::sleep_until(slot).await;
+        let mut state = self.state.lock().expect("recipient gap lock");
+        if state.next.len() + state.reserved.len() > 10_000 {
+            state.next.retain(|_, t| *t > now);
+            state.last.retain(|_, t| *t + FORGET_AFTER > now);
+            state.reserved.retain(|_, t| *t + FORGET_AFTER > now);
+        }
+        let earliest = state.last.get(phone).map(|t| *t + self.gap);
+        match state.reserved.get(reminder_id) {
+            Some(slot) if earliest.is_none_or(|e| *slot >= e) => *slot,
+            _ => state.reserve_new(phone, reminder_id, self.gap, now),
+        }
+    }
+
+    /// Lets the send of `reminder_id` through if a gap has passed since the number's last
+    /// send, and records it as the last; otherwise reserves and returns a new slot for it.
+    pub fn take(&self, phone: &str, reminder_id: &str) -> Result<(), Instant> {
+        if self.gap.is_zero() {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let mut state = self.state.lock().expect("recipient gap lock");
+        if state
+            .last
+            .get(phone)
+            .is_some_and(|last| now < *last + self.gap)
+        {
+            return Err(state.reserve_new(phone, reminder_id, self.gap, now));
+        }
+        state.last.insert(phone.to_string(), now);
+        state.reserved.remove(reminder_id);
+        Ok(())
     }
 }
 
@@ -195,13 +258,40 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn the_same_number_waits_for_its_gap_and_others_do_not() {
+    async fn each_reminder_of_a_number_gets_its_own_slot_a_gap_apart_and_keeps_it() {
         let gap = RecipientGap::new(Duration::from_secs(3));
         let start = Instant::now();
-        gap.acquire("6281").await;
-        gap.acquire("6282").await;
-        assert!(Instant::now() - start < Duration::from_millis(10));
-        gap.acquire("6281").await;
-        assert!(Instant::now() - start >= Duration::from_secs(3));
+        assert_eq!(gap.reserve("6281", "a"), start);
+        assert_eq!(
+            gap.reserve("6282", "b"),
+            start,
+            "another number is not held up"
+        );
+        assert_eq!(gap.reserve("6281", "c"), start + Duration::from_secs(3));
+        assert_eq!(gap.reserve("6281", "d"), start + Duration::from_secs(6));
+        assert_eq!(gap.take("6281", "a"), Ok(()));
+        // A parked copy coming back finds the slot it was given, not a later one.
+        tokio::time::advance(Duration::from_secs(3)).await;
+        assert_eq!(gap.reserve("6281", "c"), start + Duration::from_secs(3));
+        assert_eq!(gap.take("6281", "c"), Ok(()));
+        assert!(!gap.is_free("6281"));
+        assert!(gap.is_free("6282"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn copies_that_come_back_late_together_still_go_a_gap_apart() {
+        let gap = RecipientGap::new(Duration::from_secs(1));
+        let start = Instant::now();
+        for id in ["a", "b", "c"] {
+            gap.reserve("6281", id);
+        }
+        // All three are delivered again at once, five seconds late.
+        tokio::time::advance(Duration::from_secs(7)).await;
+        assert_eq!(gap.take("6281", "b"), Ok(()));
+        let later = gap.take("6281", "a").expect_err("too soon after b");
+        assert_eq!(later, start + Duration::from_secs(8));
+        assert_eq!(gap.reserve("6281", "a"), later, "a keeps its new slot");
+        let c = gap.take("6281", "c").expect_err("too soon after b");
+        assert_eq!(c, start + Duration::from_secs(9));
     }
 }

@@ -8,6 +8,7 @@
 
 mod answers;
 mod delivery;
+mod fleet;
 mod once;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
