@@ -151,7 +151,7 @@ impl TestApp {
         r.json().await.expect("json body")
     }
 
-    async fn wait_for_broker(&self) {
+    pub async fn wait_for_broker(&self) {
         wait_until(Duration::from_secs(10), || async {
             self.ctx.broker.is_connected()
         })
