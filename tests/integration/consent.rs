@@ -432,3 +432,58 @@ async fn preview_shows_what_the_scan_then_publishes_and_changes_nothing() {
     assert_eq!(published.len(), 2);
     assert_eq!(published_plates, plates(remind));
 }
+
+/// A signed `user_preferences` change, as Meta posts it to the webhook.
+fn preference(wa_id: &str, value: &str, at: i64) -> Value {
+    json!({"object": "whatsapp_business_account", "entry": [{"id": "1029", "changes": [{
+        "field": "user_preferences",
+        "value": {"messaging_product": "whatsapp",
+                  "metadata": {"display_phone_number": "15550001111", "phone_number_id": "1065"},
+                  "contacts": [{"wa_id": wa_id, "profile": {"name": "Budi"}}],
+                  "user_preferences": [{"wa_id": wa_id, "detail": "User requested to stop marketing messages",
+                                        "category": "marketing_messages", "value": value,
+                                        "timestamp": at}]}}]}]})
+}
+
+#[tokio::test]
+async fn a_stop_and_a_resume_posted_to_the_webhook_opt_the_phone_out_and_back_in() {
+    use reminder::configuration::Secret;
+    use reminder::webhook::signature::sign;
+    const SECRET: &str = "consent-app-secret";
+    let mut env = TestEnv::new();
+    env.settings.webhook.bind = "127.0.0.1:0".into();
+    env.settings.whatsapp.cloud_api.app_secret = Secret::new(SECRET);
+    let app = env.spawn(&[Role::Webhook, Role::Tracker]).await;
+    let post = |body: Value| {
+        let app = &app;
+        async move {
+            let bytes = serde_json::to_vec(&body).unwrap();
+            let url = format!("{}/webhooks/whatsapp", app.webhook.as_deref().unwrap());
+            app.http
+                .post(url)
+                .header("content-type", "application/json")
+                .header("X-Hub-Signature-256", sign(SECRET.as_bytes(), &bytes))
+                .body(bytes)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    let now = Utc::now().timestamp();
+
+    assert_eq!(post(preference("6281255550001", "stop", now - 60)).await, 200);
+    wait_for_consent(app.pool(), "6281255550001", Some((true, "user_preferences"))).await;
+
+    assert_eq!(post(preference("6281255550001", "resume", now - 30)).await, 200);
+    wait_for_consent(app.pool(), "6281255550001", Some((false, "user_preferences"))).await;
+
+    // Delivered again late, the older stop does not undo the newer resume.
+    assert_eq!(post(preference("6281255550001", "stop", now - 60)).await, 200);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        consent_of(app.pool(), "6281255550001").await,
+        Some((false, "user_preferences".to_string()))
+    );
+    app.stop().await;
+}
