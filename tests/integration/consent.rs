@@ -472,14 +472,33 @@ async fn a_stop_and_a_resume_posted_to_the_webhook_opt_the_phone_out_and_back_in
     };
     let now = Utc::now().timestamp();
 
-    assert_eq!(post(preference("6281255550001", "stop", now - 60)).await, 200);
-    wait_for_consent(app.pool(), "6281255550001", Some((true, "user_preferences"))).await;
+    assert_eq!(
+        post(preference("6281255550001", "stop", now - 60)).await,
+        200
+    );
+    wait_for_consent(
+        app.pool(),
+        "6281255550001",
+        Some((true, "user_preferences")),
+    )
+    .await;
 
-    assert_eq!(post(preference("6281255550001", "resume", now - 30)).await, 200);
-    wait_for_consent(app.pool(), "6281255550001", Some((false, "user_preferences"))).await;
+    assert_eq!(
+        post(preference("6281255550001", "resume", now - 30)).await,
+        200
+    );
+    wait_for_consent(
+        app.pool(),
+        "6281255550001",
+        Some((false, "user_preferences")),
+    )
+    .await;
 
     // Delivered again late, the older stop does not undo the newer resume.
-    assert_eq!(post(preference("6281255550001", "stop", now - 60)).await, 200);
+    assert_eq!(
+        post(preference("6281255550001", "stop", now - 60)).await,
+        200
+    );
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(
         consent_of(app.pool(), "6281255550001").await,

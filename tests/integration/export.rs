@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use reminder_harness::prelude::*;
 
-const HEADER: &str = "id,id_customer,id_vehicle,customer_name,customer_phone,plate_number,brand,model,next_maintenance_date,frequency,failed_count,last_message_date,created_at,updated_at\r\n";
+const HEADER: &str = "id,id_customer,id_vehicle,customer_name,customer_phone,plate_number,brand,model,next_maintenance_date,frequency,failed_count,last_message_date,created_at,updated_at,delivered,read,replies,opted_out\r\n";
 
 /// A strict RFC 4180 reader: every record ends in CRLF, quotes double inside quoted fields.
 fn parse_csv(text: &str) -> Vec<Vec<String>> {
@@ -156,6 +156,12 @@ async fn shop(pool: &sqlx::PgPool) -> Shop {
     walk_in.phone = Some("6281299990000".into());
     outcomes.push(walk_in);
     apply_batch(pool, &outcomes).await.unwrap();
+    sqlx::query(
+        "INSERT INTO consent (phone, opted_out, source, at) VALUES ('6281299990000', true, 'cli', now())",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
     s
 }
 
@@ -197,7 +203,15 @@ async fn the_csv_export_has_a_header_quotes_every_field_right_and_applies_the_fi
     // Every report once, the same values as the JSON detail view, newest first.
     let rows = parse_csv(&body);
     assert_eq!(rows[0].join(",") + "\r\n", HEADER);
-    assert!(rows.iter().all(|r| r.len() == 14));
+    assert!(rows.iter().all(|r| r.len() == 18));
+    assert_eq!(
+        column(&rows, "opted_out")
+            .iter()
+            .filter(|v| *v == "true")
+            .count(),
+        1,
+        "the walk-in's phone is opted out"
+    );
     let detail: Value = app.get_json("/whatsapp-report/detail?limit=1000").await;
     let detail = detail.as_array().unwrap();
     assert_eq!(rows.len() - 1, detail.len());

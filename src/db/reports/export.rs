@@ -74,6 +74,11 @@ const COLUMNS: &[&str] = &[
     "last_message_date",
     "created_at",
     "updated_at",
+    // Added after the first columns, so readers that index columns keep working.
+    "delivered",
+    "read",
+    "replies",
+    "opted_out",
 ];
 
 /// The header line.
@@ -89,7 +94,7 @@ pub fn csv_row(r: &ReportDetail) -> String {
     let text = |s: &Option<String>| s.as_deref().map(escape).unwrap_or_default();
     let _ = write!(
         line,
-        "{},{},{},{},{},{},{},{},{},{},{},{},{},{}\r\n",
+        "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\r\n",
         r.id,
         r.id_customer,
         r.id_vehicle,
@@ -106,6 +111,10 @@ pub fn csv_row(r: &ReportDetail) -> String {
         r.last_message_date.to_rfc3339(),
         r.created_at.to_rfc3339(),
         r.updated_at.to_rfc3339(),
+        r.delivered,
+        r.read,
+        r.replies,
+        r.opted_out,
     );
     line
 }
