@@ -89,13 +89,14 @@ pub async fn opt_outs(
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<OptOut>, i64), sqlx::Error> {
-    // The customer is found through the phone the sender last used for them (normalised);
-    // failing that, through a master-data phone that normalises to it (a scan, so only for
-    // phones never sent to).
+    // The page is cut first; then each phone's customer is found through the phone the sender
+    // last used for them (normalised), failing that through a master-data phone that
+    // normalises to it (an index on the normalised form).
     let rows: Vec<OptOut> = sqlx::query_as(
         r#"
         SELECT c.phone, cu.id AS id_customer, cu.name AS customer_name, c.source, c.at
-        FROM consent c
+        FROM (SELECT phone, source, at FROM consent WHERE opted_out
+              ORDER BY at DESC, phone LIMIT $1 OFFSET $2) c
         LEFT JOIN LATERAL (
             SELECT id_customer FROM reminder_dispatch r WHERE r.phone = c.phone
             ORDER BY r.created_at DESC LIMIT 1
@@ -108,9 +109,7 @@ pub async fn opt_outs(
             LIMIT 1
         ) byphone ON true
         LEFT JOIN customers cu ON cu.id = coalesce(d.id_customer, byphone.id)
-        WHERE c.opted_out
         ORDER BY c.at DESC, c.phone
-        LIMIT $1 OFFSET $2
         "#,
     )
     .bind(limit)
