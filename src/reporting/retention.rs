@@ -97,6 +97,18 @@ pub async fn prune(
         if !table.always_present && !exists(pool, table.name).await? {
             continue;
         }
+        if !dry_run && table.name == "message_log" {
+            // Recorded first: from now on the message list counts from the cut-off.
+            sqlx::query(
+                "INSERT INTO history_horizon (pruned_before) VALUES ($1)
+                 ON CONFLICT (id) DO UPDATE
+                 SET pruned_before = greatest(history_horizon.pruned_before, excluded.pruned_before)",
+            )
+            .bind(cutoff)
+            .execute(pool)
+            .await
+            .context("recording where the history begins")?;
+        }
         let n = if dry_run {
             let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
                 "SELECT count(*) FROM {} WHERE {}",
@@ -155,9 +167,15 @@ async fn delete_in_batches(
     }
 }
 
-/// The cut-off for keeping `days` days of history, or `None` when retention is off.
+/// The cut-off for keeping `days` days of history, or `None` when retention is off. It falls
+/// on a quarter-hour, the width of the message totals, so the history left begins exactly
+/// where a total does.
 pub fn cutoff(days: u32, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    (days > 0).then(|| now - chrono::Duration::days(i64::from(days)))
+    (days > 0).then(|| {
+        let t = now - chrono::Duration::days(i64::from(days));
+        let secs = t.timestamp() - t.timestamp().rem_euclid(15 * 60);
+        DateTime::from_timestamp(secs, 0).expect("in range")
+    })
 }
 
 /// Prunes under the advisory lock. `None` when another replica holds it (it is pruning now).
@@ -219,7 +237,14 @@ mod tests {
     fn no_cutoff_when_retention_is_off() {
         let now = Utc::now();
         assert_eq!(cutoff(0, now), None);
-        assert_eq!(cutoff(365, now), Some(now - chrono::Duration::days(365)));
+        let at = DateTime::parse_from_rfc3339("2026-12-05T10:37:12.5Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(
+            cutoff(365, at).unwrap().to_rfc3339(),
+            "2025-12-05T10:30:00+00:00",
+            "on the quarter-hour"
+        );
     }
 
     #[test]

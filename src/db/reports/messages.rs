@@ -84,6 +84,25 @@ fn push_message_filter(qb: &mut QueryBuilder<Postgres>, filter: &MessageFilter) 
     }
 }
 
+/// The filter limited to the history still kept: the quarter-hour totals still count pruned
+/// messages, which the list no longer has. The horizon is on a quarter-hour, so a filter the
+/// totals could answer still can.
+async fn within_history(pool: &PgPool, filter: &MessageFilter) -> Result<MessageFilter, sqlx::Error> {
+    let horizon: Option<DateTime<Utc>> =
+        sqlx::query_scalar("SELECT pruned_before FROM history_horizon")
+            .fetch_optional(pool)
+            .await?;
+    let mut filter = filter.clone();
+    if let Some(horizon) = horizon {
+        let period = filter.period.get_or_insert(Period {
+            start: None,
+            end: None,
+        });
+        period.start = Some(period.start.map_or(horizon, |s| s.max(horizon)));
+    }
+    Ok(filter)
+}
+
 /// The `message_buckets` column counting what the filter selects, when the buckets can answer
 /// for it exactly: no customer or vehicle, and period bounds on bucket boundaries.
 fn bucket_column(filter: &MessageFilter) -> Option<&'static str> {
@@ -103,6 +122,7 @@ fn bucket_column(filter: &MessageFilter) -> Option<&'static str> {
 /// Messages matching the filter, all pages. Status and period alone are answered by the
 /// quarter-hour buckets, without touching the history.
 pub async fn count_messages(pool: &PgPool, filter: &MessageFilter) -> Result<i64, sqlx::Error> {
+    let filter = &within_history(pool, filter).await?;
     if let Some(column) = bucket_column(filter) {
         let mut qb = QueryBuilder::new(format!(
             "SELECT coalesce(sum({column}), 0)::bigint FROM message_buckets"
@@ -125,6 +145,7 @@ pub async fn messages(
     if page.offset >= total {
         return Ok((Vec::new(), total));
     }
+    let filter = &within_history(pool, filter).await?;
     // A deep page starts from the quarter-hour bucket it falls in, found from the buckets'
     // running counts, so the index is walked from there instead of from the newest message.
     let mut filter = filter.clone();
