@@ -471,7 +471,11 @@ async fn a_prune_removes_exactly_the_history_past_retention_and_keeps_the_daily_
     // The message list counts only what it can still list.
     for query in ["limit=1000", "limit=1000&status=failed"] {
         let r = app.get(&format!("/whatsapp-report/messages?{query}")).await;
-        let total: i64 = r.headers()["x-total-count"].to_str().unwrap().parse().unwrap();
+        let total: i64 = r.headers()["x-total-count"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
         let listed = r.json::<Value>().await.unwrap().as_array().unwrap().len() as i64;
         assert_eq!(total, listed, "{query}");
     }

@@ -87,7 +87,10 @@ fn push_message_filter(qb: &mut QueryBuilder<Postgres>, filter: &MessageFilter) 
 /// The filter limited to the history still kept: the quarter-hour totals still count pruned
 /// messages, which the list no longer has. The horizon is on a quarter-hour, so a filter the
 /// totals could answer still can.
-async fn within_history(pool: &PgPool, filter: &MessageFilter) -> Result<MessageFilter, sqlx::Error> {
+async fn within_history(
+    pool: &PgPool,
+    filter: &MessageFilter,
+) -> Result<MessageFilter, sqlx::Error> {
     let horizon: Option<DateTime<Utc>> =
         sqlx::query_scalar("SELECT pruned_before FROM history_horizon")
             .fetch_optional(pool)

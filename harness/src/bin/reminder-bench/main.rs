@@ -24,6 +24,7 @@ mod env;
 mod floor;
 mod opts;
 mod producer;
+mod prune;
 mod report;
 mod sender;
 mod tracker;
@@ -56,6 +57,8 @@ enum Scenario {
     Api,
     /// 100,000 due reminders through producer, sender and tracker in one process.
     E2e,
+    /// The tracker's rate while 1,000,000 history rows are pruned, against its rate alone.
+    Prune,
     /// Everything above, in that order.
     All,
 }
@@ -69,6 +72,7 @@ impl Scenario {
             Scenario::Tracker => "tracker",
             Scenario::Api => "api",
             Scenario::E2e => "e2e",
+            Scenario::Prune => "prune",
             Scenario::All => "all",
         }
     }
@@ -137,6 +141,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         Scenario::Tracker => tracker::run(&opts, &ceilings).await?,
         Scenario::Api => api::run(&opts).await?,
         Scenario::E2e => e2e::run(&opts, &ceilings).await?,
+        Scenario::Prune => prune::run(&opts).await?,
         Scenario::All => run_all(&opts, &ceilings).await?,
     };
     if !is_child {
@@ -181,6 +186,7 @@ async fn run_all(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
         Scenario::Tracker,
         Scenario::Api,
         Scenario::E2e,
+        Scenario::Prune,
     ] {
         let started = Instant::now();
         let status = tokio::process::Command::new(&exe)

@@ -257,7 +257,7 @@ async fn measure(env: &BenchEnv, o: &Opts, ceilings: &Ceilings) -> anyhow::Resul
 }
 
 /// Publishes `n` `message.sent` spread over the pairs, each for a fresh reminder.
-async fn queue_sent_events(
+pub(crate) async fn queue_sent_events(
     amqp: &Amqp,
     exchange: &str,
     routing_key: &str,
