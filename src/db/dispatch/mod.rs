@@ -383,8 +383,30 @@ pub async fn record_retry(
     error: &str,
     wait: Duration,
 ) -> Result<bool, sqlx::Error> {
+    leave_attempt(
+        pool,
+        reminder_id,
+        attempt,
+        DispatchStatus::Retrying,
+        (error_code, error),
+        wait,
+    )
+    .await
+}
+
+/// Ends attempt `attempt` in flight without an outcome: `status` (retrying, or unknown while
+/// a status is awaited) with its error, the next step not before `wait` from now. False when
+/// the row is no longer that attempt in flight.
+pub(super) async fn leave_attempt(
+    pool: &PgPool,
+    reminder_id: &str,
+    attempt: i32,
+    status: DispatchStatus,
+    (error_code, error): (&str, &str),
+    wait: Duration,
+) -> Result<bool, sqlx::Error> {
     let r = sqlx::query(
-        "UPDATE reminder_dispatch SET status = 'retrying', error_code = $2, error = $3,
+        "UPDATE reminder_dispatch SET status = $6, error_code = $2, error = $3,
              lease_until = NULL, next_attempt_at = now() + $4 * interval '1 millisecond',
              updated_at = now()
          WHERE reminder_id = $1 AND status = 'sending' AND attempts = $5",
@@ -394,6 +416,7 @@ pub async fn record_retry(
     .bind(error)
     .bind(wait.as_millis() as i64)
     .bind(attempt)
+    .bind(status.as_str())
     .execute(pool)
     .await?;
     Ok(r.rows_affected() == 1)

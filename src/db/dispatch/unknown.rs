@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 
-use super::{COLUMNS, DispatchRecord, final_record};
+use super::{COLUMNS, DispatchRecord, DispatchStatus, final_record, leave_attempt};
 
 /// Records that attempt `attempt` may have reached the provider without an answer: the reminder
 /// waits `wait` for a status. False when the row is no longer that attempt in flight.
@@ -18,20 +18,15 @@ pub async fn record_unknown(
     error: &str,
     wait: Duration,
 ) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query(
-        "UPDATE reminder_dispatch SET status = 'unknown', error_code = $2, error = $3,
-             lease_until = NULL, next_attempt_at = now() + $4 * interval '1 millisecond',
-             updated_at = now()
-         WHERE reminder_id = $1 AND status = 'sending' AND attempts = $5",
+    leave_attempt(
+        pool,
+        reminder_id,
+        attempt,
+        DispatchStatus::Unknown,
+        (error_code, error),
+        wait,
     )
-    .bind(reminder_id)
-    .bind(error_code)
-    .bind(error)
-    .bind(wait.as_millis() as i64)
-    .bind(attempt)
-    .execute(pool)
-    .await?;
-    Ok(r.rows_affected() == 1)
+    .await
 }
 
 /// The provider message id of a delivery status naming the reminder, if one was recorded
