@@ -398,7 +398,7 @@ fn server_program() -> &'static str {
     }
 }
 
-/// A single private RabbitMQ node: a cluster of one.
+/// A single private RabbitMQ node: a cluster of one, whose methods take node 0.
 pub struct PrivateRabbit {
     cluster: RabbitCluster,
 }
@@ -419,44 +419,12 @@ impl PrivateRabbit {
     pub fn amqp_url(&self) -> String {
         self.cluster.amqp_url(0)
     }
+}
 
-    pub fn vm_pid(&self) -> Option<u32> {
-        self.cluster.vm_pid(0)
-    }
-
-    pub fn kill_hard(&self) {
-        self.cluster.kill_hard(0)
-    }
-
-    pub async fn stop(&self) {
-        self.cluster.stop(0).await
-    }
-
-    pub async fn start_again(&self) {
-        self.cluster.start_node(0).await
-    }
-
-    pub fn stop_blocking(&self) {
-        self.cluster.stop_blocking(0)
-    }
-
-    pub fn start_again_blocking(&self) {
-        self.cluster.start_node_blocking(0)
-    }
-
-    pub fn freeze(&self) {
-        self.cluster.freeze(0)
-    }
-
-    pub fn thaw(&self) {
-        self.cluster.thaw(0)
-    }
-
-    pub async fn memory_alarm(&self, raised: bool) {
-        self.cluster.memory_alarm(0, raised).await
-    }
-
-    pub async fn ctl(&self, args: &[&str]) -> anyhow::Result<String> {
-        self.cluster.ctl(0, args).await
+/// Everything else, on node 0: `rabbit.kill_hard(0)`, `rabbit.freeze(0)`, `rabbit.stop(0)`…
+impl std::ops::Deref for PrivateRabbit {
+    type Target = RabbitCluster;
+    fn deref(&self) -> &RabbitCluster {
+        &self.cluster
     }
 }
