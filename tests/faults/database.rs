@@ -1,6 +1,7 @@
-//! PostgreSQL goes away under load: the sender and the tracker stop taking new messages, hold
-//! (never dead-letter) what they have, retry with back-off and resume by themselves; every
-//! reminder is still sent once and counted once.
+//! A test's private PostgreSQL goes away under load (stopped, or killed with SIGKILL and
+//! recovered), or stops answering behind a black-holing proxy: the sender and the tracker stop
+//! taking new messages, hold (never dead-letter) what they have, retry with back-off and resume
+//! by themselves; every reminder is still sent once and counted once.
 
 use std::time::Duration;
 
@@ -13,6 +14,19 @@ use reminder_harness::prelude::*;
 #[ignore = "starts private PostgreSQL and RabbitMQ: cargo test --test faults -- --ignored --test-threads=1"]
 async fn consumers_pause_while_postgresql_is_down_and_resume_without_losing_or_repeating_anything()
 {
+    outage_mid_flow(false).await;
+}
+
+#[tokio::test]
+#[ignore = "starts private PostgreSQL and RabbitMQ: cargo test --test faults -- --ignored --test-threads=1"]
+async fn consumers_pause_while_postgresql_is_killed_and_resume_after_its_recovery_without_losing_or_repeating_anything()
+ {
+    outage_mid_flow(true).await;
+}
+
+/// 300 reminders; PostgreSQL stopped (`-m fast`) or killed (SIGKILL of every server process,
+/// recovered from the WAL at start) once 50 went out.
+async fn outage_mid_flow(kill: bool) {
     let (private, sends, env) = env_with_provider(Duration::from_millis(20), true).await;
     let app = env.spawn(&[Role::Sender, Role::Tracker]).await;
     let amqp = env.amqp().await;
@@ -20,7 +34,11 @@ async fn consumers_pause_while_postgresql_is_down_and_resume_without_losing_or_r
     publish_all(&amqp, &events).await;
     wait_until(Duration::from_secs(30), || async { sends.calls() >= 50 }).await;
 
-    private.pg.stop().await;
+    if kill {
+        private.pg.kill_hard();
+    } else {
+        private.pg.stop().await;
+    }
     // Sends already past their claim finish; then nothing more goes out.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let calls_while_down = sends.calls();

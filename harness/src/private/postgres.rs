@@ -31,7 +31,8 @@ struct Server {
 
 impl PrivatePostgres {
     /// Creates a cluster (`initdb`, trust authentication, no fsync: nothing here must survive
-    /// a machine crash) and starts it on a free port.
+    /// a machine crash, but commits stay synchronous, so what was committed survives a killed
+    /// server) and starts it on a free port.
     pub fn start() -> anyhow::Result<PrivatePostgres> {
         let dir = tempfile::Builder::new().prefix("reminder-pg-").tempdir()?;
         chown_to(dir.path(), USER)?;
@@ -53,7 +54,7 @@ impl PrivatePostgres {
         }
         let conf = format!(
             "listen_addresses = '127.0.0.1'\nport = {}\nunix_socket_directories = '{}'\n\
-             fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n\
+             fsync = off\nfull_page_writes = off\n\
              max_connections = 200\nshared_buffers = 64MB\n",
             s.port,
             s.root.display()
@@ -106,16 +107,6 @@ impl PrivatePostgres {
     /// `start_again` recovers from the WAL.
     pub fn kill_hard(&self) {
         self.server.kill_hard();
-    }
-
-    /// The blocking `stop`, for synchronous callers (the soak's guard).
-    pub fn stop_blocking(&self) {
-        self.server.stop("fast");
-    }
-
-    /// The blocking `start_again`.
-    pub fn start_again_blocking(&self) -> anyhow::Result<()> {
-        self.server.start()
     }
 }
 
