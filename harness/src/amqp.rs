@@ -24,14 +24,28 @@ pub struct Amqp {
     pub channel: Channel,
 }
 
-impl Amqp {
-    pub async fn connect(url: &str) -> anyhow::Result<Amqp> {
-        let conn = Connection::connect(
+/// A connection to the first node of `urls` (one URL, or a cluster's comma-separated, as
+/// `amqp.url` takes them) that answers.
+pub async fn connect_any(urls: &str) -> anyhow::Result<Connection> {
+    let mut last = None;
+    for url in urls.split(',').map(str::trim).filter(|u| !u.is_empty()) {
+        match Connection::connect(
             url,
             ConnectionProperties::default().with_connection_name("reminder-harness".into()),
         )
         .await
-        .context("connecting to RabbitMQ")?;
+        {
+            Ok(conn) => return Ok(conn),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.map_or_else(|| anyhow::anyhow!("no RabbitMQ URL"), anyhow::Error::from))
+        .context("connecting to RabbitMQ")
+}
+
+impl Amqp {
+    pub async fn connect(url: &str) -> anyhow::Result<Amqp> {
+        let conn = connect_any(url).await?;
         let channel = conn.create_channel().await?;
         channel
             .confirm_select(ConfirmSelectOptions::default())

@@ -2,8 +2,9 @@
 //! (`reminder-soak`) share, so each exists once: a private place on the shared PostgreSQL and
 //! RabbitMQ per run with one teardown (`scratch`, and `test_env` for tests), a plain RabbitMQ
 //! client (`amqp`), sample events (`events`), the mock WhatsApp providers (`mock_provider`),
-//! bulk data (`fixtures`), what the report counted (`tally`), control of the local services
-//! (`services`), CPU and memory accounting (`resources`) and polling (`wait`).
+//! bulk data (`fixtures`), what the report counted (`tally`), where the machine's services listen
+//! (`services`), private PostgreSQL and RabbitMQ instances and a TCP proxy to take away in fault
+//! tests and the soak (`private`), CPU and memory accounting (`resources`) and polling (`wait`).
 //!
 //! Tests import it whole: `use reminder_harness::prelude::*;`.
 
@@ -11,6 +12,7 @@ pub mod amqp;
 pub mod events;
 pub mod fixtures;
 pub mod mock_provider;
+pub mod private;
 pub mod process;
 pub mod resources;
 pub mod scratch;

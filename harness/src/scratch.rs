@@ -9,7 +9,6 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
-use lapin::{Connection, ConnectionProperties};
 use reminder::broker::Topology;
 use reminder::configuration::{ProviderKind, Settings};
 use sqlx::ConnectOptions as _;
@@ -112,7 +111,7 @@ impl Scratch {
         queues.extend(self.extra_queues.lock().expect("lock").iter().cloned());
         queues.sort();
         queues.dedup();
-        match Connection::connect(&self.settings.amqp.url, ConnectionProperties::default()).await {
+        match crate::amqp::connect_any(&self.settings.amqp.url).await {
             Ok(conn) => {
                 // A channel per deletion: deleting what does not exist closes the channel.
                 for q in &queues {

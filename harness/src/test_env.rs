@@ -30,6 +30,7 @@ pub fn init_logs() {
 /// `topology()`, `use_cloud_api`).
 pub struct TestEnv {
     scratch: Scratch,
+    teardown: bool,
 }
 
 impl Default for TestEnv {
@@ -39,9 +40,16 @@ impl Default for TestEnv {
 }
 
 impl TestEnv {
+    /// On the machine's PostgreSQL and RabbitMQ.
     pub fn new() -> TestEnv {
+        TestEnv::on(PG_URL, AMQP_URL)
+    }
+
+    /// On the PostgreSQL server at `pg_url` (no database name) and the RabbitMQ at `amqp_url`
+    /// (one node, or a cluster's nodes comma-separated): a fault test's private instances.
+    pub fn on(pg_url: &str, amqp_url: &str) -> TestEnv {
         init_logs();
-        let mut scratch = Scratch::new("test", PG_URL, AMQP_URL);
+        let mut scratch = Scratch::new("test", pg_url, amqp_url);
         let s = &mut scratch.settings;
         s.database.max_connections = 10;
         // Short back-offs and lingers, so reconnects, retries and batches happen in test time.
@@ -52,7 +60,17 @@ impl TestEnv {
         s.tracker.batch_linger_ms = 10;
         s.runtime.shutdown_timeout_secs = 5;
         s.telemetry.level = "warn".into();
-        TestEnv { scratch }
+        TestEnv {
+            scratch,
+            teardown: true,
+        }
+    }
+
+    /// Leaves the database and the queues behind when dropped: for a test on private
+    /// instances, which go away whole, and may be dead or frozen by then.
+    pub fn without_teardown(mut self) -> TestEnv {
+        self.teardown = false;
+        self
     }
 
     /// Starts the given roles in this process.
@@ -114,7 +132,9 @@ impl DerefMut for TestEnv {
 
 impl Drop for TestEnv {
     fn drop(&mut self) {
-        self.scratch.teardown_blocking();
+        if self.teardown {
+            self.scratch.teardown_blocking();
+        }
     }
 }
 

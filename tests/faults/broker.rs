@@ -1,9 +1,10 @@
-//! RabbitMQ restarts under load: every role reconnects by itself, re-declares its topology,
-//! resumes consuming and republishes what was not confirmed; nothing is lost, nothing is sent
-//! or counted twice, and `/readyz` says 503 while the broker is away. A resource alarm that
-//! blocks publishing for longer than any broker wait is bounded pauses the roles and ends no
-//! session. A broker that stops answering altogether does not hold a stopping process past its
-//! shutdown timeout, and what it left unconfirmed is neither lost nor sent again.
+//! A test's private RabbitMQ node restarts under load: every role reconnects by itself,
+//! re-declares its topology, resumes consuming and republishes what was not confirmed; nothing
+//! is lost, nothing is sent or counted twice, and `/readyz` says 503 while the broker is away.
+//! A resource alarm that blocks publishing for longer than any broker wait is bounded pauses
+//! the roles and ends no session. A broker that stops answering altogether does not hold a
+//! stopping process past its shutdown timeout, and what it left unconfirmed is neither lost
+//! nor sent again.
 
 use std::time::{Duration, Instant};
 
@@ -15,9 +16,9 @@ use crate::support::*;
 use reminder_harness::prelude::*;
 
 #[tokio::test]
-#[ignore = "disrupts shared services: cargo test --test faults -- --ignored --test-threads=1"]
+#[ignore = "starts private PostgreSQL and RabbitMQ: cargo test --test faults -- --ignored --test-threads=1"]
 async fn every_role_reconnects_after_a_broker_restart_and_each_reminder_is_sent_and_counted_once() {
-    let (sends, env) = env_with_provider(Duration::from_millis(20), true).await;
+    let (private, sends, env) = env_with_provider(Duration::from_millis(20), true).await;
     let app = env.spawn(&[Role::All]).await;
     let events = reminders(300);
     {
@@ -26,7 +27,7 @@ async fn every_role_reconnects_after_a_broker_restart_and_each_reminder_is_sent_
     }
     wait_until(Duration::from_secs(30), || async { sends.calls() >= 50 }).await;
 
-    let down = rabbit_down().await;
+    private.rabbit.stop(0).await;
     wait_until(Duration::from_secs(15), || async {
         app.get("/readyz").await.status() == 503
     })
@@ -39,7 +40,7 @@ async fn every_role_reconnects_after_a_broker_restart_and_each_reminder_is_sent_
         .unwrap();
     assert_eq!(readiness["broker"], false, "{readiness}");
     tokio::time::sleep(Duration::from_secs(2)).await;
-    bring_back(down).await;
+    private.rabbit.start_node(0).await;
 
     wait_until(Duration::from_secs(30), || async {
         app.get("/readyz").await.status() == 200
@@ -52,9 +53,10 @@ async fn every_role_reconnects_after_a_broker_restart_and_each_reminder_is_sent_
 }
 
 #[tokio::test]
-#[ignore = "disrupts shared services: cargo test --test faults -- --ignored --test-threads=1"]
+#[ignore = "starts private PostgreSQL and RabbitMQ: cargo test --test faults -- --ignored --test-threads=1"]
 async fn a_scan_interrupted_by_a_broker_restart_still_publishes_every_due_vehicle_once() {
-    let env = TestEnv::new();
+    let private = Private::start(1).await;
+    let env = private.env();
     let pool = env.pool().await;
     let today = chrono::Utc::now().date_naive();
     let due = 30_000i64;
@@ -98,9 +100,9 @@ async fn a_scan_interrupted_by_a_broker_restart_still_publishes_every_due_vehicl
     // own thread on purpose: the scan shares it, so it cannot finish while RabbitMQ stops and
     // the stop lands mid-scan.
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let down = RabbitDown::stop();
+    private.rabbit.stop_blocking(0);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    drop(down);
+    private.rabbit.start_node_blocking(0);
     let summary = tokio::time::timeout(Duration::from_secs(120), scan)
         .await
         .expect("the scan finishes after the broker is back")
@@ -136,17 +138,17 @@ async fn a_scan_interrupted_by_a_broker_restart_still_publishes_every_due_vehicl
 }
 
 #[tokio::test]
-#[ignore = "disrupts shared services: cargo test --test faults -- --ignored --test-threads=1"]
+#[ignore = "starts private PostgreSQL and RabbitMQ: cargo test --test faults -- --ignored --test-threads=1"]
 async fn a_memory_alarm_longer_than_the_answer_bound_pauses_the_roles_without_ending_their_sessions()
  {
-    let (sends, env) = env_with_provider(Duration::from_millis(50), false).await;
+    let (private, sends, env) = env_with_provider(Duration::from_millis(50), false).await;
     let events = reminders(100);
     {
         let amqp = env.amqp().await;
         publish_all(&amqp, &events).await;
     }
     // Raised before the app starts, so every outcome event it publishes meets the alarm.
-    let alarm = MemoryAlarm::raise().await;
+    private.rabbit.memory_alarm(0, true).await;
     let app = env.spawn(&[Role::All]).await;
     wait_until(Duration::from_secs(30), || async {
         let m = app.get("/metrics").await.text().await.unwrap();
@@ -160,7 +162,7 @@ async fn a_memory_alarm_longer_than_the_answer_bound_pauses_the_roles_without_en
         0,
         "nothing can be published while RabbitMQ blocks publishing"
     );
-    alarm.clear().await;
+    private.rabbit.memory_alarm(0, false).await;
 
     assert_counted_exactly(app.pool(), 100, Duration::from_secs(60)).await;
     assert_eq!(sends.accepted().0, 100);
@@ -188,19 +190,18 @@ async fn a_memory_alarm_longer_than_the_answer_bound_pauses_the_roles_without_en
 }
 
 #[tokio::test]
-#[ignore = "disrupts shared services: cargo test --test faults -- --ignored --test-threads=1"]
+#[ignore = "starts private PostgreSQL and RabbitMQ: cargo test --test faults -- --ignored --test-threads=1"]
 async fn sigterm_while_the_broker_stops_answering_exits_within_the_shutdown_timeout_and_loses_nothing()
  {
     // Slow enough that the broker freezes while every send waits for its answer: the outcomes
     // are then recorded, but neither their publishes nor the acks can be confirmed.
-    let (sends, mut env) = env_with_provider(Duration::from_millis(1500), false).await;
+    let (private, sends, mut env) = env_with_provider(Duration::from_millis(1500), false).await;
     env.settings.whatsapp.request_timeout_ms = 5000;
     let pool = env.pool().await;
     {
         let amqp = env.amqp().await;
         publish_all(&amqp, &reminders(10)).await;
     }
-    let broker = BrokerFrozen::broker_pid().await;
     let shutdown_timeout = Duration::from_secs(2);
     let mut child = reminder(
         &env,
@@ -212,7 +213,7 @@ async fn sigterm_while_the_broker_stops_answering_exits_within_the_shutdown_time
     );
     wait_until(Duration::from_secs(30), || async { sends.calls() == 10 }).await;
 
-    let frozen = BrokerFrozen::freeze(broker);
+    private.rabbit.freeze(0);
     child.sigterm();
     let started = Instant::now();
     // Each role gets the shutdown timeout, and a second after it to close its channels
@@ -234,7 +235,7 @@ async fn sigterm_while_the_broker_stops_answering_exits_within_the_shutdown_time
         10,
         "every answer was recorded, although its outcome could not be published"
     );
-    frozen.thaw().await;
+    private.rabbit.thaw(0);
 
     // Whatever the broker took in before it froze (publishes, acks) it handles now; what was
     // not acked comes back, and the sender finds each reminder already sent.

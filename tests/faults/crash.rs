@@ -8,9 +8,9 @@ use crate::support::*;
 use reminder_harness::prelude::*;
 
 #[tokio::test]
-#[ignore = "disrupts shared services: cargo test --test faults -- --ignored --test-threads=1"]
+#[ignore = "starts private PostgreSQL and RabbitMQ: cargo test --test faults -- --ignored --test-threads=1"]
 async fn a_sender_and_a_tracker_killed_mid_flow_lose_nothing_and_count_nothing_twice() {
-    let (sends, mut env) = env_with_provider(Duration::from_millis(100), true).await;
+    let (_private, sends, mut env) = env_with_provider(Duration::from_millis(100), true).await;
     env.settings.whatsapp.request_timeout_ms = 1000;
     let pool = env.pool().await;
     let amqp = env.amqp().await;
@@ -80,10 +80,10 @@ async fn a_sender_and_a_tracker_killed_mid_flow_lose_nothing_and_count_nothing_t
 }
 
 #[tokio::test]
-#[ignore = "disrupts shared services: cargo test --test faults -- --ignored --test-threads=1"]
+#[ignore = "starts private PostgreSQL and RabbitMQ: cargo test --test faults -- --ignored --test-threads=1"]
 async fn sigterm_finishes_the_sends_in_flight_acks_them_and_exits_zero() {
     // Slow enough that the signal arrives while every send is waiting for its answer.
-    let (sends, mut env) = env_with_provider(Duration::from_millis(1500), false).await;
+    let (_private, sends, mut env) = env_with_provider(Duration::from_millis(1500), false).await;
     env.settings.whatsapp.request_timeout_ms = 5000;
     let pool = env.pool().await;
     let amqp = env.amqp().await;
@@ -119,9 +119,9 @@ async fn sigterm_finishes_the_sends_in_flight_acks_them_and_exits_zero() {
 }
 
 #[tokio::test]
-#[ignore = "disrupts shared services: cargo test --test faults -- --ignored --test-threads=1"]
+#[ignore = "starts private PostgreSQL and RabbitMQ: cargo test --test faults -- --ignored --test-threads=1"]
 async fn a_flood_of_100000_due_events_keeps_the_sender_within_its_prefetch_and_memory_flat() {
-    let (sends, env) = env_with_provider(Duration::from_millis(50), false).await;
+    let (_private, sends, env) = env_with_provider(Duration::from_millis(50), false).await;
     let amqp = env.amqp().await;
     let child = reminder(
         &env,

@@ -1,5 +1,6 @@
-//! What the fault tests share besides the harness: a mock Cloud API on a thread of its own, a
-//! workload of reminders, the counts it must end with, and `reminder` child processes.
+//! What the fault tests share besides the harness: private PostgreSQL and RabbitMQ instances
+//! for each test to take away, a mock Cloud API on a thread of its own, a workload of
+//! reminders, the counts it must end with, and `reminder` child processes.
 
 use std::path::Path;
 use std::time::Duration;
@@ -13,9 +14,38 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-pub use reminder_harness::services::{
-    BrokerFrozen, MemoryAlarm, PostgresDown, RabbitDown, bring_back, rabbit_down,
-};
+pub use reminder_harness::private::{PrivatePostgres, RabbitCluster, TcpProxy};
+
+/// A test's own PostgreSQL server and RabbitMQ node(s), started side by side. Dropped last in a
+/// test (declare it first), after the application and the environment on it.
+pub struct Private {
+    pub pg: PrivatePostgres,
+    pub rabbit: RabbitCluster,
+}
+
+impl Private {
+    /// A private PostgreSQL and a RabbitMQ cluster of `nodes` nodes.
+    pub async fn start(nodes: usize) -> Private {
+        let (pg, rabbit) = tokio::join!(
+            PrivatePostgres::start_async(),
+            RabbitCluster::start_async(nodes)
+        );
+        Private { pg, rabbit }
+    }
+
+    /// A test environment on them (every node in `amqp.url`). No teardown: the instances go
+    /// away whole, and may be stopped or frozen when the test ends.
+    pub fn env(&self) -> TestEnv {
+        TestEnv::on(&self.pg.url(), &self.rabbit.urls()).without_teardown()
+    }
+
+    /// `env`, with its sender pointed at `sends`.
+    pub fn env_with(&self, sends: &MockCloudApi) -> TestEnv {
+        let mut env = self.env();
+        env.use_cloud_api(sends);
+        env
+    }
+}
 
 /// A Cloud API mock answering every send after `delay`. When `flaky`, the first call for one
 /// reminder in five (chosen by its id, so a retry does not fail again by chance) fails
@@ -33,12 +63,13 @@ pub async fn provider(delay: Duration, flaky: bool) -> MockCloudApi {
     .expect("the mock Cloud API starts")
 }
 
-/// A `provider` and a test environment whose sender calls it.
-pub async fn env_with_provider(delay: Duration, flaky: bool) -> (MockCloudApi, TestEnv) {
+/// A private PostgreSQL and single RabbitMQ node, a `provider` and a test environment on them
+/// whose sender calls it.
+pub async fn env_with_provider(delay: Duration, flaky: bool) -> (Private, MockCloudApi, TestEnv) {
+    let private = Private::start(1).await;
     let sends = provider(delay, flaky).await;
-    let mut env = TestEnv::new();
-    env.use_cloud_api(&sends);
-    (sends, env)
+    let env = private.env_with(&sends);
+    (private, sends, env)
 }
 
 /// `n` reminders, each for its own customer and vehicle.

@@ -1,6 +1,6 @@
 //! `reminder-soak`: runs many reminders through every role, as separate processes, while faults
-//! are injected on a timer (RabbitMQ restarted, PostgreSQL stopped, the sender and the tracker
-//! killed with SIGKILL), against a mock Cloud API that fails the first call of one reminder in
+//! are injected on a timer (a RabbitMQ node stopped, PostgreSQL stopped, the sender and the
+//! tracker killed with SIGKILL), against a mock Cloud API that fails the first call of one reminder in
 //! five transiently. Prints what went in and what came out, and fails unless nothing was lost
 //! and nothing was counted twice.
 //!
@@ -8,8 +8,9 @@
 //! cargo run --release -p reminder-harness --bin reminder-soak -- [--reminders 50000] [--fault-every-secs 10]
 //! ```
 //!
-//! It stops and starts the machine's RabbitMQ and PostgreSQL (every client on the machine sees
-//! that): run it alone, e.g. under `flock -x -o /tmp/reminder-services.lock`. The role processes
+//! It runs against a private PostgreSQL and a private three-node RabbitMQ cluster of its own
+//! (`reminder_harness::private`, as root: the servers run as the `postgres` and `rabbitmq`
+//! users), which it stops and starts; the machine's services are not touched. The role processes
 //! are this binary re-executed as `reminder-soak reminder run <role>`, which is exactly
 //! `reminder run <role>`, so the soak needs no other binary.
 
@@ -27,7 +28,7 @@ use reminder_harness::fixtures::{self, Fleet};
 use reminder_harness::mock_provider::MockCloudApi;
 use reminder_harness::scratch::{Scratch, child_env};
 
-use fault::{FAULTS, Fault, ServicesBack};
+use fault::{FAULTS, Fault, Services};
 use outcome::Outcome;
 use role::Role;
 
@@ -40,7 +41,7 @@ struct Opts {
     /// Due vehicles (one reminder each).
     #[arg(long, default_value_t = 50_000)]
     reminders: u64,
-    /// Seconds between two faults; they take turns: broker restart, database stop, sender
+    /// Seconds between two faults; they take turns: broker node stop, database stop, sender
     /// kill, tracker kill.
     #[arg(long, default_value_t = 10)]
     fault_every_secs: u64,
@@ -59,10 +60,6 @@ struct Opts {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 900)]
     timeout_secs: u64,
-    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432")]
-    postgres: String,
-    #[arg(long, default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
-    amqp_url: String,
 }
 
 fn main() -> ExitCode {
@@ -92,7 +89,9 @@ fn main() -> ExitCode {
 
 async fn soak(o: Opts) -> anyhow::Result<bool> {
     let started = Instant::now();
-    let mut scratch = Scratch::new("soak", &o.postgres, &o.amqp_url);
+    let services = Services::start().await;
+    // Every role gets the whole cluster, and fails over along the list.
+    let mut scratch = Scratch::new("soak", &services.pg.url(), &services.rabbit.urls());
     let s = &mut scratch.settings;
     s.amqp.reconnect_max_ms = 2000;
     s.producer.timezone = "UTC".into();
@@ -100,14 +99,13 @@ async fn soak(o: Opts) -> anyhow::Result<bool> {
     s.sender.retry_max_ms = 2000;
     s.sender.concurrency = o.sender_concurrency;
     s.telemetry.level = "error".into();
-    let _services = ServicesBack;
-    let result = run(&o, &mut scratch).await;
-    scratch.teardown().await;
+    let result = run(&o, &mut scratch, &services).await;
+    // No teardown: the private services go away whole when dropped.
     println!("soak finished in {:.0} s", started.elapsed().as_secs_f64());
     result
 }
 
-async fn run(o: &Opts, scratch: &mut Scratch) -> anyhow::Result<bool> {
+async fn run(o: &Opts, scratch: &mut Scratch, services: &Services) -> anyhow::Result<bool> {
     let mock = MockCloudApi::start_flaky(
         Duration::from_millis(o.provider_delay_ms),
         o.transient_one_in,
@@ -134,7 +132,7 @@ async fn run(o: &Opts, scratch: &mut Scratch) -> anyhow::Result<bool> {
     let env = child_env(settings);
 
     println!(
-        "soak: {} reminders, a fault every {} s (broker restart, database stop, sender kill, \
+        "soak: {} reminders, a fault every {} s (broker node stop, database stop, sender kill, \
          tracker kill in turn), provider {} ms with 1 in {} first calls failing",
         o.reminders, o.fault_every_secs, o.provider_delay_ms, o.transient_one_in
     );
@@ -146,6 +144,7 @@ async fn run(o: &Opts, scratch: &mut Scratch) -> anyhow::Result<bool> {
     let mut next_fault = Instant::now() + Duration::from_secs(o.fault_every_secs);
     let mut injected: HashMap<Fault, u32> = HashMap::new();
     let mut turn = 0usize;
+    let mut broker_round = 0u32;
     let mut last_report = Instant::now();
     let settled = loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -171,12 +170,17 @@ async fn run(o: &Opts, scratch: &mut Scratch) -> anyhow::Result<bool> {
             turn += 1;
             fault
                 .inject(
+                    broker_round,
                     Duration::from_secs(o.outage_secs),
+                    services,
                     &mut sender,
                     &mut tracker,
                 )
                 .await?;
             *injected.entry(fault).or_default() += 1;
+            if fault == Fault::Broker {
+                broker_round += 1;
+            }
             next_fault = Instant::now() + Duration::from_secs(o.fault_every_secs);
         }
     };
@@ -192,7 +196,7 @@ async fn run(o: &Opts, scratch: &mut Scratch) -> anyhow::Result<bool> {
     let (lost, double_counted) = (r.lost(expected), r.double_counted());
     println!("reminders in:                {expected}");
     println!(
-        "faults injected:             {} broker restarts, {} database stops, {} sender kills, {} tracker kills",
+        "faults injected:             {} broker node stops, {} database stops, {} sender kills, {} tracker kills",
         injected.get(&Fault::Broker).unwrap_or(&0),
         injected.get(&Fault::Database).unwrap_or(&0),
         sender.kills,
