@@ -3,7 +3,8 @@
 //! RabbitMQ per run with one teardown (`scratch`, and `test_env` for tests), a plain RabbitMQ
 //! client (`amqp`), sample events (`events`), the mock WhatsApp providers (`mock_provider`),
 //! bulk data (`fixtures`), what the report counted (`tally`), control of the local services
-//! (`services`), CPU and memory accounting (`resources`) and polling (`wait`).
+//! (`services`), a TCP proxy to take a service away from one process (`tcp_proxy`), CPU and
+//! memory accounting (`resources`) and polling (`wait`).
 //!
 //! Tests import it whole: `use reminder_harness::prelude::*;`.
 
@@ -16,6 +17,7 @@ pub mod resources;
 pub mod scratch;
 pub mod services;
 pub mod tally;
+pub mod tcp_proxy;
 pub mod test_env;
 pub mod wait;
 

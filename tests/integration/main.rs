@@ -18,4 +18,5 @@ mod report_order;
 mod reporting;
 mod sender;
 mod tracker;
+mod unknown_outcome;
 mod webhook;
