@@ -18,6 +18,9 @@ async fn statuses_posted_twice_out_of_order_and_before_the_answer_are_each_recor
     let mut env = webhook_env();
     env.use_cloud_api(&mock);
     env.settings.whatsapp.max_per_second = 1000;
+    // Each answer waits for its six webhooks to be taken; under a busy machine that can outlast
+    // the usual time-out, and a timed-out send would be retried and sent twice.
+    env.settings.whatsapp.request_timeout_ms = 30_000;
     let amqp = env.amqp().await;
     let app = env
         .spawn(&[Role::Sender, Role::Tracker, Role::Webhook])

@@ -3,7 +3,7 @@
 //! in the same invocation, and prints each figure next to its ceiling as a ratio.
 //!
 //! ```text
-//! cargo run --release --bin reminder-bench -- <ceilings|producer|sender|tracker|api|e2e|all>
+//! cargo run --release --bin reminder-bench -- <ceilings|producer|sender|tracker|api|e2e|webhook|all>
 //! ```
 //!
 //! Every scenario works in its own database (random name) and its own exchange and queue prefix,
@@ -14,7 +14,9 @@
 //! producer's throughput against the publish ceiling, both the invocation's and one taken just
 //! before each round; the tracker's rate and e2e's burst throughput against what their floors
 //! (the least CPU their required work costs here, `floor.rs`) allow this machine; the API's p99
-//! latencies in milliseconds. A missed target prints `MISSED` and the exit code is 2.
+//! latencies in milliseconds. `webhook` prints its statuses/s beside the HTTP-and-signature and
+//! broker ceilings of the same run, without a target. A missed target prints `MISSED` and the
+//! exit code is 2.
 
 mod api;
 mod ceilings;
@@ -27,6 +29,7 @@ mod producer;
 mod report;
 mod sender;
 mod tracker;
+mod webhook;
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -56,6 +59,8 @@ enum Scenario {
     Api,
     /// 100,000 due reminders through producer, sender and tracker in one process.
     E2e,
+    /// 20,000 signed status webhooks through the webhook role into the tracker.
+    Webhook,
     /// Everything above, in that order.
     All,
 }
@@ -69,6 +74,7 @@ impl Scenario {
             Scenario::Tracker => "tracker",
             Scenario::Api => "api",
             Scenario::E2e => "e2e",
+            Scenario::Webhook => "webhook",
             Scenario::All => "all",
         }
     }
@@ -137,6 +143,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         Scenario::Tracker => tracker::run(&opts, &ceilings).await?,
         Scenario::Api => api::run(&opts).await?,
         Scenario::E2e => e2e::run(&opts, &ceilings).await?,
+        Scenario::Webhook => webhook::run(&opts, &ceilings).await?,
         Scenario::All => run_all(&opts, &ceilings).await?,
     };
     if !is_child {
@@ -181,6 +188,7 @@ async fn run_all(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
         Scenario::Tracker,
         Scenario::Api,
         Scenario::E2e,
+        Scenario::Webhook,
     ] {
         let started = Instant::now();
         let status = tokio::process::Command::new(&exe)
