@@ -3,7 +3,7 @@
 //! RabbitMQ per run with one teardown (`scratch`, and `test_env` for tests), a plain RabbitMQ
 //! client (`amqp`), sample events (`events`), the mock WhatsApp providers (`mock_provider`),
 //! bulk data (`fixtures`), what the report counted (`tally`), where the machine's services listen
-//! (`services`), private PostgreSQL and RabbitMQ instances and a TCP proxy to take away in fault
+//! (`services`), a TCP proxy to take a service away from one process (`tcp_proxy`), private PostgreSQL and RabbitMQ instances and a TCP proxy to take away in fault
 //! tests and the soak (`private`), CPU and memory accounting (`resources`) and polling (`wait`).
 //!
 //! Tests import it whole: `use reminder_harness::prelude::*;`.
@@ -18,6 +18,7 @@ pub mod resources;
 pub mod scratch;
 pub mod services;
 pub mod tally;
+pub mod tcp_proxy;
 pub mod test_env;
 pub mod wait;
 

@@ -99,6 +99,9 @@ fn routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(dashboard::opt_outs_script))
         .routes(routes!(dashboard::style))
         .routes(routes!(dashboard::reporting_script))
+        .routes(routes!(dashboard::common_script))
+        .routes(routes!(dashboard::charts_script))
+        .routes(routes!(dashboard::search_script))
         .split_for_parts()
 }
 

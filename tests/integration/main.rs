@@ -19,4 +19,5 @@ mod report_order;
 mod reporting;
 mod sender;
 mod tracker;
+mod unknown_outcome;
 mod webhook;

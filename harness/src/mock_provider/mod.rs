@@ -7,11 +7,17 @@
 //! transient 503, as a provider having a bad minute does. It speaks HTTP/1.1 and HTTP/2 (prior
 //! knowledge, `whatsapp.http2_prior_knowledge`) on the same port.
 //!
+//! Like Meta, it can report each accepted send by signed status webhooks (`statuses`), twice,
+//! out of order or before its own answer; and it can lose the answer of a reminder's first
+//! call: accept it, report it, and never answer, as a provider whose answer is lost on the way
+//! back does.
+//!
 //! `scripted` holds the wiremock answers (Cloud API and Fonnte) for tests that script each
 //! response themselves.
 
 pub mod scripted;
 mod server;
+mod statuses;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,6 +35,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 pub use server::MAX_STREAMS;
+pub use statuses::StatusWebhooks;
 
 /// The Cloud API phone number id the mocks expect.
 pub const PHONE_NUMBER_ID: &str = "106540352242922";
@@ -82,6 +89,12 @@ pub struct Behaviour {
     /// Serve from a runtime on a thread of its own rather than the caller's runtime, so a test
     /// that blocks its own runtime (running `rabbitmqctl`, say) does not hold the answers up.
     pub own_thread: bool,
+    /// Report every accepted send by status webhooks (also settable once the business's
+    /// webhook listens, with `report_statuses_to`).
+    pub statuses: Option<StatusWebhooks>,
+    /// Accept every reminder's first call that is accepted at all (and report it) but never
+    /// answer it, so the sender's request times out after the message went out.
+    pub hold_first_answer: bool,
 }
 
 impl Default for Behaviour {
@@ -92,6 +105,8 @@ impl Default for Behaviour {
             transient_one_in: 0,
             max_streams: MAX_STREAMS,
             own_thread: false,
+            statuses: None,
+            hold_first_answer: false,
         }
     }
 }
@@ -114,6 +129,9 @@ struct Shared {
     most_at_once: AtomicU64,
     connections: Arc<AtomicU64>,
     seen: Mutex<Seen>,
+    statuses: Mutex<Option<StatusWebhooks>>,
+    reporter: Arc<statuses::Reporter>,
+    held: AtomicU64,
 }
 
 pub struct MockCloudApi {
@@ -162,6 +180,9 @@ impl MockCloudApi {
             most_at_once: AtomicU64::new(0),
             connections: connections.clone(),
             seen: Mutex::new(Seen::default()),
+            statuses: Mutex::new(behaviour.statuses.clone()),
+            reporter: Arc::new(statuses::Reporter::new()),
+            held: AtomicU64::new(0),
         });
         let app = Router::new()
             .route("/{version}/{phone_number_id}/messages", post(messages))
@@ -186,6 +207,26 @@ impl MockCloudApi {
             distinct_reminders: seen.calls.len() as u64,
             max_per_reminder: seen.calls.values().copied().max().unwrap_or(0),
         }
+    }
+
+    /// From now on, report every accepted send by status webhooks to `to`.
+    pub fn report_statuses_to(&self, to: StatusWebhooks) {
+        *self.shared.statuses.lock().expect("lock") = Some(to);
+    }
+
+    /// Status webhooks the business answered 2xx.
+    pub fn statuses_posted(&self) -> u64 {
+        self.shared.reporter.posted.load(Ordering::Relaxed)
+    }
+
+    /// Status webhook attempts the business refused or failed (each was tried again).
+    pub fn status_attempts_failed(&self) -> u64 {
+        self.shared.reporter.failed_attempts.load(Ordering::Relaxed)
+    }
+
+    /// Calls accepted and never answered (`hold_first_answer`).
+    pub fn held(&self) -> u64 {
+        self.shared.held.load(Ordering::Relaxed)
     }
 
     /// Calls answered with a transient error.
@@ -271,12 +312,10 @@ async fn messages(
         return error(400, 100, "Invalid parameter");
     };
     let to = request["to"].as_str().unwrap_or_default().to_string();
-    let Some(reminder) = request["biz_opaque_callback_data"]
-        .as_str()
-        .map(reminder_key)
-    else {
+    let Some(reminder_id) = request["biz_opaque_callback_data"].as_str() else {
         return error(400, 100, "biz_opaque_callback_data is missing");
     };
+    let reminder = reminder_key(reminder_id);
     let behaviour = &shared.behaviour;
     let n = shared.calls.fetch_add(1, Ordering::Relaxed);
     let first_call = {
@@ -292,24 +331,47 @@ async fn messages(
     };
     let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     shared.most_at_once.fetch_max(now, Ordering::SeqCst);
-    tokio::time::sleep(behaviour.delay).await;
+    // No sleep at all without a delay: even a zero sleep yields, and a client that gave up
+    // meanwhile would drop this call before it was accepted.
+    if !behaviour.delay.is_zero() {
+        tokio::time::sleep(behaviour.delay).await;
+    }
     shared.in_flight.fetch_sub(1, Ordering::SeqCst);
     let one_in = u128::from(behaviour.transient_one_in);
-    if first_call && one_in > 0 && reminder % one_in == 0 {
+    if first_call && one_in > 0 && reminder.is_multiple_of(one_in) {
         shared.transient_failures.fetch_add(1, Ordering::Relaxed);
         return error(503, 2, "Service temporarily unavailable");
     }
-    *shared
-        .seen
-        .lock()
-        .expect("lock")
-        .accepted
-        .entry(reminder)
-        .or_insert(0) += 1;
+    let first_accepted = {
+        let mut seen = shared.seen.lock().expect("lock");
+        let accepted = seen.accepted.entry(reminder).or_insert(0);
+        *accepted += 1;
+        *accepted == 1
+    };
+    let wamid = format!("wamid.HBgLNjI4MTIzNDU2Nzg5MBUCABEYEj{n:016X}");
+    let report = shared.statuses.lock().expect("lock").clone();
+    if let Some(report) = report {
+        let before_answer = report.before_answer;
+        let send = statuses::Accepted {
+            wamid: wamid.clone(),
+            recipient: to.trim_start_matches('+').to_string(),
+            reminder_id: reminder_id.to_string(),
+        };
+        // A task of its own: a client that gives up on the answer drops this handler, and the
+        // provider reports the message all the same.
+        let reporting = tokio::spawn(shared.reporter.clone().report(report, send));
+        if before_answer {
+            let _ = reporting.await;
+        }
+    }
+    if behaviour.hold_first_answer && first_accepted {
+        shared.held.fetch_add(1, Ordering::Relaxed);
+        std::future::pending::<()>().await;
+    }
     axum::Json(json!({
         "messaging_product": "whatsapp",
         "contacts": [{ "input": to, "wa_id": to }],
-        "messages": [{ "id": format!("wamid.HBgLNjI4MTIzNDU2Nzg5MBUCABEYEj{n:016X}") }]
+        "messages": [{ "id": wamid }]
     }))
     .into_response()
 }

@@ -10,6 +10,9 @@ use axum::response::IntoResponse;
 
 const INDEX: &str = include_str!("../assets/index.html");
 const SCRIPT: &str = include_str!("../assets/dashboard.js");
+const COMMON_SCRIPT: &str = include_str!("../assets/common.js");
+const CHARTS_SCRIPT: &str = include_str!("../assets/charts.js");
+const SEARCH_SCRIPT: &str = include_str!("../assets/search.js");
 const REPORTING_SCRIPT: &str = include_str!("../assets/reporting.js");
 const STYLE: &str = include_str!("../assets/dashboard.css");
 const OPT_OUTS: &str = include_str!("../assets/optouts.js");
@@ -33,7 +36,7 @@ fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
 }
 
 #[utoipa::path(get, path = "/", tag = "operations", summary = "Dashboard (HTML)",
-    description = "Headline statistics, messages per day, the most reminded and over-reminded customers, recent failures and a customer search, built on the JSON routes.",
+    description = "Headline statistics, the sent, delivered, read and replied funnel, messages per day, customers' replies, the most reminded and over-reminded customers, recent failures and a customer search, built on the JSON routes.",
     responses((status = 200, description = "The dashboard page", content_type = "text/html", body = String)))]
 pub async fn index() -> impl IntoResponse {
     asset("text/html; charset=utf-8", INDEX)
@@ -61,4 +64,22 @@ pub async fn style() -> impl IntoResponse {
     responses((status = 200, description = "JavaScript", content_type = "text/javascript", body = String)))]
 pub async fn reporting_script() -> impl IntoResponse {
     asset("text/javascript; charset=utf-8", REPORTING_SCRIPT)
+}
+
+#[utoipa::path(get, path = "/assets/common.js", tag = "operations", summary = "What the dashboard's scripts share",
+    responses((status = 200, description = "JavaScript", content_type = "text/javascript", body = String)))]
+pub async fn common_script() -> impl IntoResponse {
+    asset("text/javascript; charset=utf-8", COMMON_SCRIPT)
+}
+
+#[utoipa::path(get, path = "/assets/charts.js", tag = "operations", summary = "The dashboard's charts",
+    responses((status = 200, description = "JavaScript", content_type = "text/javascript", body = String)))]
+pub async fn charts_script() -> impl IntoResponse {
+    asset("text/javascript; charset=utf-8", CHARTS_SCRIPT)
+}
+
+#[utoipa::path(get, path = "/assets/search.js", tag = "operations", summary = "The dashboard's customer search",
+    responses((status = 200, description = "JavaScript", content_type = "text/javascript", body = String)))]
+pub async fn search_script() -> impl IntoResponse {
+    asset("text/javascript; charset=utf-8", SEARCH_SCRIPT)
 }

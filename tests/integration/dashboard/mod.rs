@@ -6,6 +6,7 @@
 //! screenshot (`docs/dashboard.png`, or the path in `DASHBOARD_SCREENSHOT`).
 
 mod browser;
+mod hearing;
 mod sample;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -25,6 +26,7 @@ use uuid::Uuid;
 use reminder_harness::prelude::*;
 
 use browser::*;
+use hearing::*;
 use sample::*;
 
 // ---- tests -----------------------------------------------------------------------------------
@@ -126,6 +128,45 @@ async fn the_dashboard_shows_the_months_reminders_in_a_real_browser() {
         assert!(row.contains(f.error_code.as_deref().unwrap()));
         assert!(row.contains(f.error.as_deref().unwrap()), "{row}");
         assert!(row.contains(&sample.pair(f.vehicle_id).plate), "{row}");
+    }
+    // The funnel: sent, then what the provider reported of them, then the replies.
+    let heard = hearing(&sample).2;
+    for (step, n) in [
+        ("sent", sent),
+        ("delivered", heard.delivered),
+        ("read", heard.read),
+        ("replied", heard.replies.len()),
+    ] {
+        let marker = format!("data-funnel=\"{step}\"");
+        assert_eq!(
+            attr(tag(&dom, &marker), "data-value").as_deref(),
+            Some(n.to_string().as_str()),
+            "{step}"
+        );
+    }
+    assert!(heard.read > 0 && heard.read < heard.delivered && heard.delivered < sent);
+    // Per day, delivered and read of the messages sent that day add up to the same.
+    let day_sum = |key: &str| -> usize {
+        tags(&dom, "class=\"day\"")
+            .iter()
+            .map(|d| attr(d, key).unwrap().parse::<usize>().unwrap())
+            .sum()
+    };
+    assert_eq!(day_sum("data-delivered"), heard.delivered);
+    assert_eq!(day_sum("data-read"), heard.read);
+    assert_eq!(day_sum("data-replies"), heard.replies.len());
+    assert_eq!(tags(&dom, "class=\"line delivered\"").len(), 1);
+    // Replies: each with its text and the plate of the vehicle whose reminder it answers.
+    let reply_rows = rows(&dom, "reply-row");
+    assert_eq!(reply_rows.len(), heard.replies.len());
+    for reply in &heard.replies {
+        let row = reply_rows
+            .iter()
+            .find(|r| attr(r, "data-reminder").as_deref() == Some(reply.reminder_id.as_str()))
+            .unwrap_or_else(|| panic!("the reply to {} is listed", reply.reminder_id));
+        assert!(row.contains(&reply.plate), "{row}");
+        let shown = reply.text.replace('<', "&lt;").replace('>', "&gt;");
+        assert!(row.contains(&shown), "{row}");
     }
     // Text from the database is shown as text, never run as markup.
     assert!(!dom.contains("<b>Fleet</b>"));
@@ -290,8 +331,8 @@ async fn the_dashboard_explains_when_the_database_is_unreachable() {
     assert!(dom.contains("The report is not available right now"));
     assert_eq!(
         tags(&dom, "class=\"error\"").len(),
-        5,
-        "each section (the never-reminded panel too) says why it is empty"
+        7,
+        "each section (the funnel, the replies and the never-reminded panel too) says why it is empty"
     );
     app.stop().await;
 }
@@ -315,7 +356,7 @@ async fn a_screenshot_of_the_dashboard_is_written_for_the_readme() {
     }
     // With a search, to show that part too.
     Chromium::new()
-        .screenshot(&app.url("/?search=siti"), &path, 1280, 2980)
+        .screenshot(&app.url("/?search=siti"), &path, 1280, 3560)
         .await;
     println!("wrote {}", path.display());
     app.stop().await;

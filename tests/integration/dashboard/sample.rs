@@ -293,6 +293,7 @@ pub async fn workshop_app_with(env: &TestEnv, sample: Sample) -> (TestApp, Sampl
     sample
         .load(&pool, Utc::now().with_timezone(&tz).date_naive())
         .await;
+    hear_back(&sample, &pool).await;
     pool.close().await;
     (env.spawn(&[Role::Api]).await, sample)
 }

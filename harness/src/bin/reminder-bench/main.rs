@@ -3,7 +3,7 @@
 //! in the same invocation, and prints each figure next to its ceiling as a ratio.
 //!
 //! ```text
-//! cargo run --release --bin reminder-bench -- <ceilings|producer|sender|tracker|api|e2e|all>
+//! cargo run --release --bin reminder-bench -- <ceilings|producer|sender|tracker|api|e2e|webhook|all>
 //! ```
 //!
 //! Every scenario works in its own database (random name) and its own exchange and queue prefix,
@@ -14,7 +14,9 @@
 //! producer's throughput against the publish ceiling, both the invocation's and one taken just
 //! before each round; the tracker's rate and e2e's burst throughput against what their floors
 //! (the least CPU their required work costs here, `floor.rs`) allow this machine; the API's p99
-//! latencies in milliseconds. A missed target prints `MISSED` and the exit code is 2.
+//! latencies in milliseconds. `webhook` prints its statuses/s beside the HTTP-and-signature and
+//! broker ceilings of the same run, without a target. A missed target prints `MISSED` and the
+//! exit code is 2.
 
 mod api;
 mod ceilings;
@@ -28,6 +30,7 @@ mod prune;
 mod report;
 mod sender;
 mod tracker;
+mod webhook;
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -59,6 +62,8 @@ enum Scenario {
     E2e,
     /// The tracker's rate while 1,000,000 history rows are pruned, against its rate alone.
     Prune,
+    /// 20,000 signed status webhooks through the webhook role into the tracker.
+    Webhook,
     /// Everything above, in that order.
     All,
 }
@@ -73,6 +78,7 @@ impl Scenario {
             Scenario::Api => "api",
             Scenario::E2e => "e2e",
             Scenario::Prune => "prune",
+            Scenario::Webhook => "webhook",
             Scenario::All => "all",
         }
     }
@@ -142,6 +148,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         Scenario::Api => api::run(&opts).await?,
         Scenario::E2e => e2e::run(&opts, &ceilings).await?,
         Scenario::Prune => prune::run(&opts).await?,
+        Scenario::Webhook => webhook::run(&opts, &ceilings).await?,
         Scenario::All => run_all(&opts, &ceilings).await?,
     };
     if !is_child {
@@ -187,6 +194,7 @@ async fn run_all(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
         Scenario::Api,
         Scenario::E2e,
         Scenario::Prune,
+        Scenario::Webhook,
     ] {
         let started = Instant::now();
         let status = tokio::process::Command::new(&exe)

@@ -110,6 +110,13 @@ pub struct Opts {
     #[arg(long, default_value_t = 20_000)]
     pub floor_units: u64,
 
+    /// Status webhooks per round of the webhook scenario.
+    #[arg(long, default_value_t = 20_000)]
+    pub webhook_statuses: u64,
+    /// Webhook requests the webhook scenario keeps in flight.
+    #[arg(long, default_value_t = 64)]
+    pub webhook_connections: usize,
+
     /// database.max_connections of the roles under test (pool size per process; the shipped
     /// default).
     #[arg(long, default_value_t = 8)]
@@ -146,6 +153,9 @@ impl Opts {
         }
         if self.api_reports == 0 || !self.api_messages.is_multiple_of(self.api_reports) {
             bail!("--api-messages must be a multiple of --api-reports");
+        }
+        if self.webhook_statuses == 0 || self.webhook_connections == 0 {
+            bail!("--webhook-statuses and --webhook-connections must be positive");
         }
         if self.sender_concurrency == 0
             || self.e2e_concurrency == 0

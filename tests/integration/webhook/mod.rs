@@ -1,6 +1,11 @@
 //! The webhook role and the tracker's recording of what it hears, against the real services:
 //! Meta's handshake and signatures, statuses in any order and twice, replies attributed, Fonnte
-//! behind its path token, and a 503 when the broker cannot take the events.
+//! behind its path token (`fonnte`), a 503 when the broker cannot take the events (`outage`), and
+//! the mock provider's own status webhooks through the whole pipeline (`mock_statuses`).
+
+mod fonnte;
+mod mock_statuses;
+mod outage;
 
 use std::time::Duration;
 
@@ -394,95 +399,5 @@ async fn a_reply_naming_a_message_not_yet_recorded_is_attached_when_it_is() {
         scalar(app.pool(), "SELECT replies::bigint FROM whatsapp_report").await,
         1
     );
-    app.stop().await;
-}
-
-#[tokio::test]
-async fn a_broker_that_refuses_connections_gets_a_503_and_nothing() {
-    let mut env = webhook_env();
-    env.settings.amqp.url = "amqp://guest:guest@127.0.0.1:1/%2f".into();
-    let app = env
-        .spawn_unready(env.settings.clone(), &[Role::Webhook])
-        .await;
-    let r = post_signed(
-        &app,
-        &status("wamid.X", "delivered", Some("r-x"), 1_800_000_000),
-    )
-    .await;
-    assert_eq!(r.status(), 503);
-    let fonnte = app
-        .http
-        .post(hook(&app, &format!("/webhooks/fonnte/{FONNTE_TOKEN}")))
-        .json(&json!({"id": "F1", "status": "sent", "state": "delivered"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(fonnte.status(), 503);
-    assert!(app.ctx.metrics.render().contains(
-        "reminder_webhook_requests_total{provider=\"cloud_api\",outcome=\"unavailable\"} 1"
-    ));
-    app.stop().await;
-}
-
-#[tokio::test]
-async fn fonnte_statuses_and_replies_pass_only_with_the_path_token() {
-    let env = webhook_env();
-    let app = env.spawn(&[Role::Webhook, Role::Tracker, Role::Api]).await;
-    let amqp = env.amqp().await;
-    let (customer, vehicle) = (Uuid::new_v4(), Uuid::new_v4());
-    let mut sent = message_sent("r-f", customer, vehicle, "2026-11-24T01:00:00Z");
-    sent["data"]["provider"] = json!("fonnte");
-    sent["data"]["provider_message_id"] = json!("80012345");
-    amqp.publish_event(&sent).await;
-    wait_until(Duration::from_secs(10), || async {
-        scalar(app.pool(), "SELECT count(*) FROM message_log").await == 1
-    })
-    .await;
-    let wrong = app
-        .http
-        .post(hook(&app, "/webhooks/fonnte/not-the-token"))
-        .json(&json!({"id": "80012345", "status": "sent", "state": "read"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(wrong.status(), 404);
-    let url = hook(&app, &format!("/webhooks/fonnte/{FONNTE_TOKEN}"));
-    let status = app
-        .http
-        .post(&url)
-        .json(&json!({"device": "628111", "id": "80012345", "stateid": "x", "status": "sent", "state": "read"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(status.status(), 200);
-    let reply = app
-        .http
-        .post(&url)
-        .form(&[
-            ("device", "628111"),
-            ("sender", "081234567890"),
-            ("message", "Oke, Sabtu"),
-            ("name", "Budi"),
-            ("timestamp", "1795482900"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(reply.status(), 200);
-    wait_until(Duration::from_secs(10), || async {
-        scalar(app.pool(), "SELECT count(*) FROM replies").await == 1
-            && scalar(
-                app.pool(),
-                "SELECT count(*) FROM message_log WHERE delivery = 'read'",
-            )
-            .await
-                == 1
-    })
-    .await;
-    let replies = app.get_json("/whatsapp-report/replies").await;
-    assert_eq!(replies[0]["provider"], "fonnte");
-    assert_eq!(replies[0]["phone"], "6281234567890");
-    assert_eq!(replies[0]["reminder_id"], "r-f");
-    assert_eq!(replies[0]["text"], "Oke, Sabtu");
     app.stop().await;
 }
