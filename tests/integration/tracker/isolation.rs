@@ -67,8 +67,9 @@ async fn an_event_the_database_refuses_is_isolated_and_dead_lettered_while_its_b
             "2026-11-24T01:00:00Z",
         );
         if i == 5 {
-            // Valid JSON and a valid event, but PostgreSQL text cannot hold a NUL character.
-            e["data"]["provider"] = json!("cloud\u{0}api");
+            // Valid JSON and a valid event, but PostgreSQL text cannot hold a NUL character
+            // (the event id is kept exactly as given; text fields are cleaned of it).
+            e["id"] = json!(format!("{}\u{0}", e["id"].as_str().unwrap()));
         }
         amqp.publish_event(&e).await;
     }
