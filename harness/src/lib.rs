@@ -3,8 +3,9 @@
 //! RabbitMQ per run with one teardown (`scratch`, and `test_env` for tests), a plain RabbitMQ
 //! client (`amqp`), sample events (`events`), the mock WhatsApp providers (`mock_provider`),
 //! bulk data (`fixtures`), what the report counted (`tally`), where the machine's services listen
-//! (`services`), a TCP proxy to take a service away from one process (`tcp_proxy`), private PostgreSQL and RabbitMQ instances and a TCP proxy to take away in fault
-//! tests and the soak (`private`), CPU and memory accounting (`resources`) and polling (`wait`).
+//! (`services`), a TCP proxy to cut, reset, freeze or half-break one process's connection to a
+//! service (`tcp_proxy`), private PostgreSQL and RabbitMQ instances for fault tests and the soak
+//! (`private`), CPU and memory accounting (`resources`) and polling (`wait`).
 //!
 //! Tests import it whole: `use reminder_harness::prelude::*;`.
 

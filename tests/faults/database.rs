@@ -78,8 +78,8 @@ async fn direct_pool(private: &Private, env: &TestEnv) -> sqlx::PgPool {
 async fn a_black_holed_database_connection_stalls_the_roles_until_thawed_or_cut_and_nothing_is_lost_or_repeated()
  {
     let private = Private::start(1).await;
-    let target = format!("127.0.0.1:{}", private.pg.port()).parse().unwrap();
-    let proxy = TcpProxy::start(target).expect("the proxy starts");
+    let proxy =
+        TcpProxy::start(&format!("127.0.0.1:{}", private.pg.port())).expect("the proxy starts");
     let sends = provider(Duration::from_millis(20), false).await;
     let pg_url = format!("postgres://postgres@{}", proxy.address());
     let mut env = TestEnv::on(&pg_url, &private.rabbit.urls()).without_teardown();
@@ -121,7 +121,7 @@ async fn a_black_holed_database_connection_stalls_the_roles_until_thawed_or_cut_
     // reconnect and carry on.
     proxy.freeze();
     tokio::time::sleep(Duration::from_secs(5)).await;
-    proxy.cut();
+    proxy.reset();
     proxy.thaw();
 
     assert_counted_exactly(&pool, n as i64, Duration::from_secs(180)).await;

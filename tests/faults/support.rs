@@ -14,7 +14,8 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-pub use reminder_harness::private::{PrivatePostgres, RabbitCluster, TcpProxy};
+pub use reminder_harness::private::{PrivatePostgres, RabbitCluster};
+pub use reminder_harness::tcp_proxy::TcpProxy;
 
 /// A test's own PostgreSQL server and RabbitMQ node(s), started side by side. Dropped last in a
 /// test (declare it first), after the application and the environment on it.

@@ -1,12 +1,10 @@
 //! Private instances of the services for the fault tests and the soak: a PostgreSQL server
-//! (`postgres`), RabbitMQ nodes and clusters (`rabbitmq`) and a TCP forwarder that can black-hole
-//! a connection (`tcp_proxy`). Each lives in a temporary directory on free ports and is stopped,
+//! (`postgres`) and RabbitMQ nodes and clusters (`rabbitmq`). Each lives in a temporary directory on free ports and is stopped,
 //! killed, frozen or cut off on purpose without touching the machine's own PostgreSQL and
 //! RabbitMQ, which every other test and user of the machine shares.
 
 pub mod postgres;
 pub mod rabbitmq;
-pub mod tcp_proxy;
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -14,7 +12,6 @@ use std::process::{Command, Stdio};
 
 pub use postgres::PrivatePostgres;
 pub use rabbitmq::{PrivateRabbit, RabbitCluster};
-pub use tcp_proxy::TcpProxy;
 
 /// A port free on 127.0.0.1 right now (the kernel picks it). Another process could take it
 /// before the server binds it; the ephemeral range is large and the window short.

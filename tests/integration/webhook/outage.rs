@@ -50,7 +50,7 @@ fn statuses(wamid: &str, reminder: &str, list: &[&str]) -> Value {
 /// own, straight, so it keeps recording while the webhook role's broker is away.
 async fn through_proxy(env: &TestEnv, proxy: &TcpProxy) -> (TestApp, TestApp) {
     let mut settings = env.settings.clone();
-    settings.amqp.url = AMQP_URL.replace("127.0.0.1:5672", &proxy.address);
+    settings.amqp.url = AMQP_URL.replace("127.0.0.1:5672", &proxy.address());
     let webhook = env.spawn_with(settings, &[Role::Webhook]).await;
     let tracker = env.spawn(&[Role::Tracker]).await;
     (webhook, tracker)
@@ -63,7 +63,7 @@ async fn recorded(pool: &PgPool) -> i64 {
 #[tokio::test]
 async fn a_broker_lost_while_the_role_runs_gets_a_503_and_nothing_is_published() {
     let env = webhook_env();
-    let proxy = TcpProxy::start("127.0.0.1:5672").await.unwrap();
+    let proxy = TcpProxy::start("127.0.0.1:5672").unwrap();
     let (app, tracker) = through_proxy(&env, &proxy).await;
     let pool = tracker.pool().clone();
     let first = statuses("wamid.L1", "r-l1", &["sent"]);
@@ -109,7 +109,7 @@ async fn a_broker_lost_while_the_role_runs_gets_a_503_and_nothing_is_published()
 async fn events_that_reached_the_broker_without_their_confirms_get_a_503_and_count_once_after_the_retry()
  {
     let env = webhook_env();
-    let proxy = TcpProxy::start("127.0.0.1:5672").await.unwrap();
+    let proxy = TcpProxy::start("127.0.0.1:5672").unwrap();
     let (app, tracker) = through_proxy(&env, &proxy).await;
     let pool = tracker.pool().clone();
     let warm = statuses("wamid.C0", "r-c0", &["sent"]);
