@@ -214,6 +214,11 @@ impl MockCloudApi {
         *self.shared.statuses.lock().expect("lock") = Some(to);
     }
 
+    /// From now on, report nothing (sends already reported still are).
+    pub fn stop_reporting_statuses(&self) {
+        *self.shared.statuses.lock().expect("lock") = None;
+    }
+
     /// Status webhooks the business answered 2xx.
     pub fn statuses_posted(&self) -> u64 {
         self.shared.reporter.posted.load(Ordering::Relaxed)

@@ -38,7 +38,13 @@ pub(super) struct Reporter {
     pub posted: AtomicU64,
     /// Attempts that failed (refused, an error answer); each is tried again.
     pub failed_attempts: AtomicU64,
+    /// Webhooks in flight at once, however many sends are reported: Meta delivers webhooks
+    /// over a bounded number of connections, and a burst of sends must not open one each.
+    in_flight: tokio::sync::Semaphore,
 }
+
+/// The most webhooks the mock posts at once.
+const WEBHOOKS_IN_FLIGHT: usize = 64;
 
 /// What one accepted send is reported as.
 pub(super) struct Accepted {
@@ -56,6 +62,7 @@ impl Reporter {
                 .expect("an HTTP client"),
             posted: AtomicU64::new(0),
             failed_attempts: AtomicU64::new(0),
+            in_flight: tokio::sync::Semaphore::new(WEBHOOKS_IN_FLIGHT),
         }
     }
 
@@ -77,6 +84,7 @@ impl Reporter {
     }
 
     async fn post(&self, to: &StatusWebhooks, body: &[u8]) {
+        let _slot = self.in_flight.acquire().await.expect("never closed");
         let signature = sign(to.app_secret.as_bytes(), body);
         // Meta retries for days; a test gives up after a minute so a broken run ends.
         for attempt in 0..300u32 {

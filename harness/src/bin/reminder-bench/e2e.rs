@@ -13,6 +13,10 @@
 //! - CPU time per reminder over the burst, of the whole machine, of this process and of the
 //!   local RabbitMQ and PostgreSQL, and how many cores were busy: what a reminder costs, which
 //!   holds better than a rate on a machine whose speed changes from hour to hour.
+//! - Statuses: unless `--e2e-without-statuses`, the mock reports `sent`, `delivered` and `read`
+//!   for every message by signed webhooks to the webhook role in the same process, as Meta does,
+//!   while the burst runs; after the paced part every status must be recorded exactly once and
+//!   every message be `read`.
 //! - The floor (`floor.rs`), after each round: what the parts every reminder needs cost when
 //!   each runs alone, the most this machine's cores would carry at that cost as a ratio to the
 //!   round's publish ceiling (the highest the e2e ratio can go here), and the round's
@@ -20,6 +24,7 @@
 
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use futures::{FutureExt as _, StreamExt as _};
 use sqlx::PgPool;
@@ -32,12 +37,13 @@ use crate::env::{self, BenchEnv, guarded};
 use crate::floor::{self, FloorFigures};
 use crate::opts::Opts;
 use crate::report::{Paired, Row, Table, Target, Unit, quantile};
+use reminder::configuration::Secret;
 use reminder::domain::events::MAINTENANCE_DUE;
 use reminder::producer::{Producer, Trigger};
 use reminder::startup::{Application, Role};
 use reminder_harness::amqp::{self, Amqp};
 use reminder_harness::fixtures::{self, Fleet};
-use reminder_harness::mock_provider::MockCloudApi;
+use reminder_harness::mock_provider::{MockCloudApi, StatusWebhooks};
 use reminder_harness::{events, resources, tally};
 
 #[derive(Default)]
@@ -56,7 +62,12 @@ struct Figures {
     floor: FloorFigures,
     miscounted: Vec<f64>,
     calls_per_reminder: Vec<f64>,
+    /// Statuses recorded minus three a reminder, and messages not `read`.
+    statuses_missing: Vec<f64>,
+    unread: Vec<f64>,
 }
+
+const APP_SECRET: &str = "bench-app-secret";
 
 /// The burst throughput must be at least this share of what its floor allows this machine.
 const FLOOR_TARGET: f64 = 0.6;
@@ -165,6 +176,14 @@ pub async fn run(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
         &f.calls_per_reminder,
         1.0,
     ));
+    if !opts.e2e_without_statuses {
+        t.row(Row::exactly(
+            "statuses recorded minus 3 a reminder",
+            &f.statuses_missing,
+            0.0,
+        ));
+        t.row(Row::exactly("messages not read", &f.unread, 0.0));
+    }
     t.note(format!(
         "paced: {} s per round at {} /s (a quarter of the publish ceiling){}; each event stamped with its publish time; latency = message_log.recorded_at - event time",
         opts.paced_seconds,
@@ -175,6 +194,9 @@ pub async fn run(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
             ""
         }
     ));
+    if !opts.e2e_without_statuses {
+        t.note("statuses: the mock posts sent, delivered and read for every message (signed, one status a webhook, 64 at once) to the webhook role of the same process while the burst runs; they share the machine with it, and the floor leaves them out");
+    }
     t.note("whatsapp.max_per_second = 0 and sender.recipient_interval_ms = 0 (lifted for the benchmark); RSS includes the in-process mock Cloud API and the tool's bookkeeping");
     t.note("CPU per reminder: CPU time over the burst (/proc) divided by the reminders; the whole machine's includes RabbitMQ, PostgreSQL and this process (the pipeline, the mock Cloud API and the polling for counts)");
     t.note(format!(
@@ -201,9 +223,26 @@ async fn one_round(
     settings.sender.concurrency = o.e2e_concurrency;
     settings.whatsapp.max_per_second = 0;
     settings.sender.recipient_interval_ms = 0;
+    let statuses = !o.e2e_without_statuses;
+    let mut roles = vec![Role::Sender, Role::Tracker];
+    if statuses {
+        settings.webhook.bind = "127.0.0.1:0".into();
+        settings.whatsapp.cloud_api.app_secret = Secret::new(APP_SECRET);
+        roles.push(Role::Webhook);
+    }
     let n = o.e2e_reminders;
     resources::reset_peak_rss();
-    let app = Application::build(settings.clone(), &[Role::Sender, Role::Tracker]).await?;
+    let app = Application::build(settings.clone(), &roles).await?;
+    if statuses {
+        let port = app.webhook_port().context("the webhook role listens")?;
+        mock.report_statuses_to(StatusWebhooks {
+            url: format!("http://127.0.0.1:{port}/webhooks/whatsapp"),
+            app_secret: APP_SECRET.into(),
+            duplicate: false,
+            out_of_order: false,
+            before_answer: false,
+        });
+    }
     let ctx = app.context().clone();
     let pool = ctx.pool.clone();
     let producer = Producer::new(ctx.clone())?;
@@ -297,12 +336,41 @@ async fn one_round(
     );
     f.calls_per_reminder
         .push(counts.calls as f64 / counts.distinct_reminders as f64);
+    if statuses {
+        let (missing, unread) = wait_for_statuses(&pool, total).await?;
+        f.statuses_missing.push(missing);
+        f.unread.push(unread);
+        mock.stop_reporting_statuses();
+    }
 
     shutdown.cancel();
     app_task.await??;
     f.rss.push(resources::peak_rss_mb());
     env.drop_database_now(&settings.database.url).await;
     Ok(())
+}
+
+/// Waits (up to ten minutes) until `message_statuses` holds three statuses a reminder, then
+/// says how many are missing (negative: recorded twice) and how many messages are not `read`.
+async fn wait_for_statuses(pool: &PgPool, reminders: u64) -> anyhow::Result<(f64, f64)> {
+    let expected = 3 * reminders as i64;
+    let count = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM message_statuses")
+            .fetch_one(pool)
+            .await
+    };
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while count().await? < expected && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Anything still in flight would show here as an excess.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let recorded = count().await?;
+    let unread: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM message_log WHERE status = 'sent' AND delivery IS DISTINCT FROM 'read'")
+            .fetch_one(pool)
+            .await?;
+    Ok(((expected - recorded) as f64, unread as f64))
 }
 
 /// Publishes `count` `maintenance.due` at `rate` per second, each with its own recipient and

@@ -27,7 +27,10 @@ use crate::opts::Opts;
 use crate::report::{Row, Target, Unit};
 use reminder::db::dispatch::DispatchWrites;
 use reminder::domain::events::{MESSAGE_SENT, outcome_id};
-use reminder::domain::{CountryCode, MaintenanceDue, MessageOutcome, OutcomeStatus, PhoneNumber};
+use reminder::domain::webhook::DeliveryStatus;
+use reminder::domain::{
+    CountryCode, MaintenanceDue, MessageOutcome, MessageStatus, OutcomeStatus, PhoneNumber,
+};
 use reminder::sender::providers::{OutboundMessage, WhatsappProvider};
 use reminder_harness::resources::{self, CpuTimes};
 
@@ -118,6 +121,51 @@ pub async fn tracker_statement(
     }))
     .await?;
     Ok(part(outcomes.len() as u64, started, cpu))
+}
+
+/// The tracker's statement for `statuses`, `batch_size` per call and `in_flight` calls at once,
+/// as the tracker runs it for `message.status` events.
+pub async fn status_statement(
+    pool: &sqlx::PgPool,
+    statuses: &[MessageStatus],
+    batch_size: usize,
+    in_flight: usize,
+) -> anyhow::Result<Part> {
+    let chunks: Vec<&[MessageStatus]> = statuses.chunks(batch_size).collect();
+    let next = AtomicUsize::new(0);
+    let cpu = CpuTimes::now();
+    let started = Instant::now();
+    futures::future::try_join_all((0..in_flight).map(|_| async {
+        while let Some(chunk) = chunks.get(next.fetch_add(1, Ordering::Relaxed)) {
+            reminder::db::hearing::record_statuses(pool, chunk).await?;
+        }
+        Ok::<_, sqlx::Error>(())
+    }))
+    .await?;
+    Ok(part(statuses.len() as u64, started, cpu))
+}
+
+/// `n` fresh `delivered` statuses, each of its own message, as the webhook role publishes them.
+pub fn delivered_statuses(n: u64) -> Vec<MessageStatus> {
+    let now = Utc::now();
+    (0..n)
+        .map(|i| {
+            let reminder_id = Uuid::new_v4().to_string();
+            MessageStatus {
+                event_id: Uuid::new_v4().to_string(),
+                provider: "cloud_api".into(),
+                provider_message_id: format!("wamid.floor-{reminder_id}"),
+                status: DeliveryStatus::Delivered,
+                reminder_id: Some(reminder_id),
+                recipient: Some(format!("62812{:08}", i % 100_000_000)),
+                at: now,
+                error_code: None,
+                error: None,
+                billable: Some(true),
+                pricing_category: Some("utility".into()),
+            }
+        })
+        .collect()
 }
 
 /// `n` fresh `message.sent` outcomes over `pairs` recipients: event `i` is for recipient
@@ -277,13 +325,13 @@ impl Bound {
     }
 
     /// The floor itself, named `name`. Call only when not empty.
-    fn floor_row(&self, name: &str) -> Row {
+    pub fn floor_row(&self, name: &str) -> Row {
         Row::of(name, &self.floor_us, Unit::Us)
     }
 
     /// What the floor allows over `ceiling`, and `throughput` over that, the median of the
     /// rounds judged against `target`. Call only when not empty.
-    fn ratio_rows(&self, ceiling: &str, throughput: &str, target: f64) -> [Row; 2] {
+    pub fn ratio_rows(&self, ceiling: &str, throughput: &str, target: f64) -> [Row; 2] {
         [
             Row::of(
                 format!("floor: the most {} cores allow / {ceiling}", cores()),
@@ -357,7 +405,7 @@ impl FloorFigures {
 
 /// Where `/proc` cannot be read there is no floor and no ratio to judge: a row that says so
 /// and is missed.
-fn unjudged(throughput: &str, target: f64) -> Row {
+pub fn unjudged(throughput: &str, target: f64) -> Row {
     Row::of(
         format!("{throughput} / the most its floor allows (no floor: /proc unreadable)"),
         &[f64::NAN],

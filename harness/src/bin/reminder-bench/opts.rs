@@ -99,6 +99,10 @@ pub struct Opts {
     /// connection carries them all.
     #[arg(long, default_value_t = 700)]
     pub e2e_concurrency: usize,
+    /// e2e: leave out the status webhooks (by default the mock reports sent, delivered and
+    /// read for every message to the webhook role, as Meta does).
+    #[arg(long)]
+    pub e2e_without_statuses: bool,
     /// e2e: seconds of paced publishing for the publish-to-counted latency.
     #[arg(long, default_value_t = 5)]
     pub paced_seconds: u64,
@@ -114,7 +118,7 @@ pub struct Opts {
     #[arg(long, default_value_t = 20_000)]
     pub webhook_statuses: u64,
     /// Webhook requests the webhook scenario keeps in flight.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 50)]
     pub webhook_connections: usize,
 
     /// database.max_connections of the roles under test (pool size per process; the shipped

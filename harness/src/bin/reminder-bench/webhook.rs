@@ -4,6 +4,12 @@
 //! is in `message_statuses`. Beside it, two ceilings taken in the same run: the same client and
 //! bodies against a bare server that only checks the signature and answers 200 (what HTTP and
 //! the HMAC cost this machine), and the lower of the broker's publish and consume ceilings.
+//!
+//! And its floor, measured as e2e's is (`floor.rs`): after each round, the CPU each part a status
+//! needs costs the whole machine when it runs alone (a signed request answered, from the bare
+//! server's round; a publish with confirm; a consume with ack; the tracker's statement for a
+//! status), the most this machine's cores would carry at their sum, and the round's rate over
+//! that most, which must be at least 0.6.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -17,22 +23,45 @@ use futures::StreamExt as _;
 use reminder::configuration::Secret;
 use reminder::startup::{Application, Role};
 use reminder::webhook::signature::{SIGNATURE_HEADER, sign, verify_signature};
+use reminder_harness::resources;
 use serde_json::json;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::ceilings::Ceilings;
 use crate::env::{BenchEnv, guarded};
+use crate::floor::{self, Bound};
 use crate::opts::Opts;
 use crate::report::{Row, Summary, Table, Unit};
 
 const APP_SECRET: &str = "bench-app-secret";
 
+#[derive(Default)]
 struct Figures {
     rates: Vec<f64>,
     http: Vec<f64>,
     missing: Vec<f64>,
+    parts: Vec<Parts>,
+    bound: Bound,
 }
+
+/// One round's floor, part by part: the whole machine's CPU microseconds per status.
+#[derive(Debug, Clone, Copy)]
+struct Parts {
+    http: f64,
+    publish: f64,
+    consume: f64,
+    tracker: f64,
+}
+
+impl Parts {
+    fn per_status(&self) -> f64 {
+        self.http + self.publish + self.consume + self.tracker
+    }
+}
+
+/// The rate must be at least this share of what its floor allows this machine.
+const FLOOR_TARGET: f64 = 0.6;
 
 pub async fn run(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
     let publish = ceilings.publish().await?;
@@ -44,7 +73,7 @@ pub async fn run(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
     };
     let o = opts.clone();
     let f = guarded("webhook", opts, move |env| async move {
-        measure(&env, &o).await
+        measure(&env, &o, ceilings).await
     })
     .await?;
     let mut t = Table::new(format!(
@@ -67,6 +96,9 @@ pub async fn run(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
             Unit::PerSec,
         ),
     );
+    for row in floor_rows(&f) {
+        t.row(row);
+    }
     t.row(Row::exactly(
         "statuses posted minus recorded (per round)",
         &f.missing,
@@ -74,6 +106,7 @@ pub async fn run(opts: &Opts, ceilings: &Ceilings) -> anyhow::Result<bool> {
     ));
     t.note("timed from the first POST until message_statuses holds every status of the round; each request is answered only after the broker confirmed its event");
     t.note("HTTP + signature alone: the same client, bodies and concurrency against a server that checks the signature and answers 200, taken before each round");
+    t.note(format!("floor: after each round, each part alone (the bare server's round; a publish ceiling and a consume ceiling taken then; {} statuses through the tracker's statement on a database of their own), whole-machine CPU per unit; the target is the rate at {FLOOR_TARGET:.2} or more of what its floor allows, the median of the rounds", crate::report::thousands(opts.floor_units as f64)));
     t.print();
     Ok(t.all_met())
 }
@@ -166,7 +199,76 @@ async fn recorded(pool: &PgPool) -> anyhow::Result<i64> {
         .await?)
 }
 
-async fn measure(env: &BenchEnv, o: &Opts) -> anyhow::Result<Figures> {
+/// The floor, its parts, and the two ratios; a missed row where `/proc` could not be read.
+fn floor_rows(f: &Figures) -> Vec<Row> {
+    let throughput = "webhook → tracker statuses/s";
+    if f.bound.is_empty() {
+        return vec![floor::unjudged(throughput, FLOOR_TARGET)];
+    }
+    let mut rows = vec![
+        f.bound
+            .floor_row("floor: CPU per status of its required parts, each alone"),
+    ];
+    let part = |name: &str, g: fn(&Parts) -> f64| {
+        let samples: Vec<f64> = f.parts.iter().map(g).collect();
+        Row::of(format!("  floor part: {name}"), &samples, Unit::Us)
+    };
+    rows.extend([
+        part("a signed request answered", |p| p.http),
+        part("a publish with confirm", |p| p.publish),
+        part("a consume and ack", |p| p.consume),
+        part("the tracker's statement, one status", |p| p.tracker),
+    ]);
+    rows.extend(
+        f.bound
+            .ratio_rows("the publish ceiling of its round", throughput, FLOOR_TARGET),
+    );
+    rows
+}
+
+/// The parts other than the signed request (the bare server's round timed it), while the
+/// roles are idle: the publish and consume ceilings, then the tracker's statement for statuses
+/// on a database of its own. `None` where `/proc` cannot be read.
+async fn floor_parts(
+    env: &BenchEnv,
+    o: &Opts,
+    ceilings: &Ceilings,
+    http: Option<f64>,
+    round: usize,
+) -> anyhow::Result<(f64, Option<Parts>)> {
+    let publish = ceilings.publish_now_costed().await?;
+    let consume = ceilings.consume_now_costed().await?;
+    let mut db = env.settings.database.clone();
+    let url = env.extra_database(&format!("whfloor{round}"));
+    db.url = url.clone();
+    let pool = reminder::db::migrate(&db).await?;
+    let tracker = floor::status_statement(
+        &pool,
+        &floor::delivered_statuses(o.floor_units),
+        env.settings.tracker.batch_size,
+        env.settings.tracker.batches_in_flight,
+    )
+    .await?;
+    pool.close().await;
+    env.drop_database_now(&url).await;
+    let parts = match (
+        http,
+        publish.machine_us,
+        consume.machine_us,
+        tracker.machine_us,
+    ) {
+        (Some(http), Some(publish), Some(consume), Some(tracker)) => Some(Parts {
+            http,
+            publish,
+            consume,
+            tracker,
+        }),
+        _ => None,
+    };
+    Ok((publish.rate, parts))
+}
+
+async fn measure(env: &BenchEnv, o: &Opts, ceilings: &Ceilings) -> anyhow::Result<Figures> {
     let mut settings = env.settings.clone();
     settings.webhook.bind = "127.0.0.1:0".into();
     settings.whatsapp.cloud_api.app_secret = Secret::new(APP_SECRET);
@@ -183,11 +285,7 @@ async fn measure(env: &BenchEnv, o: &Opts) -> anyhow::Result<Figures> {
         .build()?;
     let (bare_url, bare_stop) = bare_server().await?;
     let n = o.webhook_statuses;
-    let mut f = Figures {
-        rates: vec![],
-        http: vec![],
-        missing: vec![],
-    };
+    let mut f = Figures::default();
     // Let the roles connect and declare before the first round is timed.
     tokio::time::sleep(Duration::from_secs(1)).await;
     for round in 1..=o.rounds {
@@ -198,9 +296,11 @@ async fn measure(env: &BenchEnv, o: &Opts) -> anyhow::Result<Figures> {
                 (b, s)
             })
             .collect();
+        let cpu = resources::CpuTimes::now();
         let started = Instant::now();
         post_all(&client, &bare_url, &bodies, o.webhook_connections).await?;
         f.http.push(n as f64 / started.elapsed().as_secs_f64());
+        let http_us = resources::machine_us_per_unit(cpu, n);
 
         let before = recorded(&pool).await?;
         let started = Instant::now();
@@ -215,6 +315,12 @@ async fn measure(env: &BenchEnv, o: &Opts) -> anyhow::Result<Figures> {
         // Anything still in flight would show here as an excess.
         tokio::time::sleep(Duration::from_millis(500)).await;
         f.missing.push((target - recorded(&pool).await?) as f64);
+        let rate = *f.rates.last().expect("the round's rate");
+        let (ceiling, parts) = floor_parts(env, o, ceilings, http_us, round).await?;
+        if let Some(parts) = parts {
+            f.parts.push(parts);
+            f.bound.push(parts.per_status(), ceiling, rate);
+        }
     }
     bare_stop.cancel();
     stop.cancel();
