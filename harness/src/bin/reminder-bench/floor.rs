@@ -109,40 +109,49 @@ pub async fn tracker_statement(
     batch_size: usize,
     in_flight: usize,
 ) -> anyhow::Result<Part> {
-    let chunks: Vec<&[MessageOutcome]> = outcomes.chunks(batch_size).collect();
-    let next = AtomicUsize::new(0);
-    let cpu = CpuTimes::now();
-    let started = Instant::now();
-    futures::future::try_join_all((0..in_flight).map(|_| async {
-        while let Some(chunk) = chunks.get(next.fetch_add(1, Ordering::Relaxed)) {
-            reminder::db::tracking::apply_batch(pool, chunk).await?;
-        }
-        Ok::<_, sqlx::Error>(())
-    }))
-    .await?;
-    Ok(part(outcomes.len() as u64, started, cpu))
+    in_batches(outcomes, batch_size, in_flight, |chunk| async move {
+        reminder::db::tracking::apply_batch(pool, chunk).await.map(drop)
+    })
+    .await
 }
 
-/// The tracker's statement for `statuses`, `batch_size` per call and `in_flight` calls at once,
-/// as the tracker runs it for `message.status` events.
+/// The tracker's statement for `statuses`, batched as [`tracker_statement`]'s, as the tracker
+/// runs it for `message.status` events.
 pub async fn status_statement(
     pool: &sqlx::PgPool,
     statuses: &[MessageStatus],
     batch_size: usize,
     in_flight: usize,
 ) -> anyhow::Result<Part> {
-    let chunks: Vec<&[MessageStatus]> = statuses.chunks(batch_size).collect();
+    in_batches(statuses, batch_size, in_flight, |chunk| async move {
+        reminder::db::hearing::record_statuses(pool, chunk).await.map(drop)
+    })
+    .await
+}
+
+/// Runs `statement` over `items`, `batch_size` per call and `in_flight` calls at once, timed.
+async fn in_batches<'a, T, F, Fut>(
+    items: &'a [T],
+    batch_size: usize,
+    in_flight: usize,
+    statement: F,
+) -> anyhow::Result<Part>
+where
+    F: Fn(&'a [T]) -> Fut,
+    Fut: std::future::Future<Output = Result<(), sqlx::Error>>,
+{
+    let chunks: Vec<&[T]> = items.chunks(batch_size).collect();
     let next = AtomicUsize::new(0);
     let cpu = CpuTimes::now();
     let started = Instant::now();
     futures::future::try_join_all((0..in_flight).map(|_| async {
         while let Some(chunk) = chunks.get(next.fetch_add(1, Ordering::Relaxed)) {
-            reminder::db::hearing::record_statuses(pool, chunk).await?;
+            statement(chunk).await?;
         }
         Ok::<_, sqlx::Error>(())
     }))
     .await?;
-    Ok(part(statuses.len() as u64, started, cpu))
+    Ok(part(items.len() as u64, started, cpu))
 }
 
 /// `n` fresh `delivered` statuses, each of its own message, as the webhook role publishes them.
