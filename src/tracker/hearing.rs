@@ -198,7 +198,7 @@ impl Tracker {
     fn reapply_later(&self, statuses: Vec<(String, Option<String>)>) {
         let pool = self.ctx.pool.clone();
         let metrics = self.ctx.metrics.clone();
-        tokio::spawn(async move {
+        self.reapplies.spawn(async move {
             tokio::time::sleep(REAPPLY_AFTER).await;
             match crate::db::hearing::reapply_statuses(&pool, &statuses).await {
                 Ok(unknown) => {

@@ -26,6 +26,7 @@ use lapin::message::Delivery;
 use lapin::options::BasicAckOptions;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::broker::consume::{self, Consume, ConsumeOptions, HandleError, Worker};
 use crate::broker::delivery::printable;
@@ -50,6 +51,9 @@ pub struct Tracker {
     topology: Topology,
     keywords: Keywords,
     country: CountryCode,
+    /// Statuses applied again a little later (`hearing`); waited for at shutdown, so a status
+    /// recorded just before a stop still reaches its message.
+    reapplies: TaskTracker,
 }
 
 /// Deliveries recorded and acked together, after the batch before them.
@@ -75,6 +79,7 @@ impl Tracker {
             keywords: ctx.settings.consent.keywords(),
             country,
             ctx,
+            reapplies: TaskTracker::new(),
         }
     }
 
@@ -91,14 +96,25 @@ impl Tracker {
             slots: t.batches_in_flight,
             grace: self.ctx.settings.runtime.shutdown_timeout(),
         };
-        consume::run(
+        let consumed = consume::run(
             self.clone(),
             &self.ctx.broker,
             &self.ctx.metrics,
             &options,
             &shutdown,
         )
-        .await
+        .await;
+        self.reapplies.close();
+        if tokio::time::timeout(options.grace, self.reapplies.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                pending = self.reapplies.len(),
+                "statuses not applied again before the shutdown timeout; their messages' delivery state may lag"
+            );
+        }
+        consumed
     }
 }
 

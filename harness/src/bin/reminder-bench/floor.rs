@@ -110,7 +110,9 @@ pub async fn tracker_statement(
     in_flight: usize,
 ) -> anyhow::Result<Part> {
     in_batches(outcomes, batch_size, in_flight, |chunk| async move {
-        reminder::db::tracking::apply_batch(pool, chunk).await.map(drop)
+        reminder::db::tracking::apply_batch(pool, chunk)
+            .await
+            .map(drop)
     })
     .await
 }
@@ -124,7 +126,9 @@ pub async fn status_statement(
     in_flight: usize,
 ) -> anyhow::Result<Part> {
     in_batches(statuses, batch_size, in_flight, |chunk| async move {
-        reminder::db::hearing::record_statuses(pool, chunk).await.map(drop)
+        reminder::db::hearing::record_statuses(pool, chunk)
+            .await
+            .map(drop)
     })
     .await
 }
